@@ -1,0 +1,20 @@
+//! converged-core: the desired-state model and its validation, resource identities, plans,
+//! conditions, backoff and the `Reconciler` trait. Pure: nothing in this crate performs I/O
+//! except `load`, which reads the desired-state folder from disk.
+
+pub mod backoff;
+pub mod condition;
+pub mod error;
+pub mod load;
+mod locate;
+pub mod model;
+pub mod plan;
+pub mod reconciler;
+pub mod resource;
+pub mod secret;
+mod validate;
+
+pub use error::{ErrorClass, ReconcileError};
+pub use load::{LoadError, Problem, load_desired_state};
+pub use model::DesiredState;
+pub use resource::{Kind, ResourceId};

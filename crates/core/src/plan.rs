@@ -1,0 +1,225 @@
+//! Plans: what a reconciler decided for each resource of its kind, with reasons and field-level
+//! diffs (pure data, no I/O).
+
+use serde::Serialize;
+
+use crate::resource::ResourceId;
+
+/// One field that differs. Values are display strings: whoever builds a change from a secret
+/// uses `FieldChange::redacted` so no secret can reach a plan, a log or `/status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FieldChange {
+    pub path: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<String>,
+}
+
+impl FieldChange {
+    pub fn new(path: impl Into<String>, from: Option<String>, to: Option<String>) -> Self {
+        Self {
+            path: path.into(),
+            from,
+            to,
+        }
+    }
+
+    /// A change to a secret value: shown, never printed.
+    pub fn redacted(path: impl Into<String>) -> Self {
+        Self::new(path, Some("<redacted>".into()), Some("<redacted>".into()))
+    }
+}
+
+/// One step a reconciler wants taken. `action` is the reconciler's own typed payload and is
+/// never serialized (it may carry resolved values); everything else is for people.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedAction<A> {
+    #[serde(skip)]
+    pub action: A,
+    /// A short bounded name, also used as the `action` metric label: `create`, `update`, ...
+    pub verb: &'static str,
+    /// Deletions are held back by the prune policy and the deletion budget, and run after
+    /// every creation and update, in reverse kind order.
+    pub deletes: bool,
+    pub reason: String,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub changes: Vec<FieldChange>,
+}
+
+impl<A> PlannedAction<A> {
+    pub fn new(action: A, verb: &'static str, reason: impl Into<String>) -> Self {
+        Self {
+            action,
+            verb,
+            deletes: false,
+            reason: reason.into(),
+            changes: Vec::new(),
+        }
+    }
+
+    pub fn deleting(mut self) -> Self {
+        self.deletes = true;
+        self
+    }
+
+    pub fn with_changes(mut self, changes: Vec<FieldChange>) -> Self {
+        self.changes = changes;
+        self
+    }
+
+    pub fn map<B>(self, f: impl FnOnce(A) -> B) -> PlannedAction<B> {
+        PlannedAction {
+            action: f(self.action),
+            verb: self.verb,
+            deletes: self.deletes,
+            reason: self.reason,
+            changes: self.changes,
+        }
+    }
+}
+
+/// What the plan concluded about one resource.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "verdict", rename_all = "snake_case")]
+pub enum Verdict<A> {
+    /// Observed matches desired.
+    InSync,
+    /// Differs, and these actions would fix it, in order.
+    Act { actions: Vec<PlannedAction<A>> },
+    /// An earlier action is still taking effect (an instance booting, a deployment running).
+    Converging { reason: String },
+    /// Differs, but policy says report only (e.g. a change that needs a replacement).
+    Drifted {
+        reason: String,
+        #[serde(skip_serializing_if = "Vec::is_empty")]
+        changes: Vec<FieldChange>,
+    },
+    /// Exists, is not ours, and is left alone.
+    Unmanaged { reason: String },
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ResourcePlan<A> {
+    pub id: ResourceId,
+    /// Resources that must be ready before this one is acted on.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub depends_on: Vec<ResourceId>,
+    /// Whether dependents may proceed. Defaults to "in sync"; a plan may say a drifted
+    /// resource is still usable (a running instance of the wrong type).
+    pub ready: bool,
+    #[serde(flatten)]
+    pub verdict: Verdict<A>,
+}
+
+impl<A> ResourcePlan<A> {
+    pub fn new(id: ResourceId, verdict: Verdict<A>) -> Self {
+        let ready = matches!(verdict, Verdict::InSync);
+        Self {
+            id,
+            depends_on: Vec::new(),
+            ready,
+            verdict,
+        }
+    }
+
+    pub fn in_sync(id: ResourceId) -> Self {
+        Self::new(id, Verdict::InSync)
+    }
+
+    pub fn act(id: ResourceId, actions: Vec<PlannedAction<A>>) -> Self {
+        Self::new(id, Verdict::Act { actions })
+    }
+
+    pub fn depends_on(mut self, ids: impl IntoIterator<Item = ResourceId>) -> Self {
+        self.depends_on.extend(ids);
+        self
+    }
+
+    pub fn ready(mut self, ready: bool) -> Self {
+        self.ready = ready;
+        self
+    }
+
+    pub fn actions(&self) -> &[PlannedAction<A>] {
+        match &self.verdict {
+            Verdict::Act { actions } => actions,
+            _ => &[],
+        }
+    }
+
+    pub fn map_actions<B>(self, mut f: impl FnMut(A) -> B) -> ResourcePlan<B> {
+        let verdict = match self.verdict {
+            Verdict::InSync => Verdict::InSync,
+            Verdict::Act { actions } => Verdict::Act {
+                actions: actions.into_iter().map(|a| a.map(&mut f)).collect(),
+            },
+            Verdict::Converging { reason } => Verdict::Converging { reason },
+            Verdict::Drifted { reason, changes } => Verdict::Drifted { reason, changes },
+            Verdict::Unmanaged { reason } => Verdict::Unmanaged { reason },
+        };
+        ResourcePlan {
+            id: self.id,
+            depends_on: self.depends_on,
+            ready: self.ready,
+            verdict,
+        }
+    }
+}
+
+/// Every resource of one kind, desired or observed, each with its verdict.
+#[derive(Debug, Clone, Serialize)]
+pub struct KindPlan<A> {
+    pub resources: Vec<ResourcePlan<A>>,
+}
+
+impl<A> Default for KindPlan<A> {
+    fn default() -> Self {
+        Self {
+            resources: Vec::new(),
+        }
+    }
+}
+
+impl<A> KindPlan<A> {
+    pub fn new(resources: Vec<ResourcePlan<A>>) -> Self {
+        Self { resources }
+    }
+
+    pub fn action_count(&self) -> usize {
+        self.resources.iter().map(|r| r.actions().len()).sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::resource::Kind;
+
+    #[test]
+    fn payloads_never_serialize() {
+        let action = PlannedAction::new("SECRET-PAYLOAD", "update", "image changed")
+            .with_changes(vec![FieldChange::redacted("/env/PASSWORD")]);
+        let plan = ResourcePlan::act(ResourceId::new(Kind::MarathonApp, "/a"), vec![action]);
+        let json = serde_json::to_string(&plan).unwrap();
+        assert!(!json.contains("SECRET-PAYLOAD"), "{json}");
+        assert!(json.contains("\"verdict\":\"act\""), "{json}");
+        assert!(json.contains("<redacted>"), "{json}");
+        assert!(!plan.ready);
+    }
+
+    #[test]
+    fn only_in_sync_is_ready_by_default() {
+        let id = ResourceId::new(Kind::Instance, "a");
+        assert!(ResourcePlan::<()>::in_sync(id.clone()).ready);
+        let drifted = ResourcePlan::<()>::new(
+            id,
+            Verdict::Drifted {
+                reason: "type".into(),
+                changes: vec![],
+            },
+        );
+        assert!(!drifted.ready);
+        assert!(drifted.ready(true).ready);
+    }
+}
