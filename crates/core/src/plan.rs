@@ -34,6 +34,7 @@ impl FieldChange {
 /// One step a reconciler wants taken. `action` is the reconciler's own typed payload and is
 /// never serialized (it may carry resolved values); everything else is for people.
 #[derive(Debug, Clone, Serialize)]
+#[serde(bound(serialize = ""))]
 pub struct PlannedAction<A> {
     #[serde(skip)]
     pub action: A,
@@ -81,7 +82,7 @@ impl<A> PlannedAction<A> {
 
 /// What the plan concluded about one resource.
 #[derive(Debug, Clone, Serialize)]
-#[serde(tag = "verdict", rename_all = "snake_case")]
+#[serde(tag = "verdict", rename_all = "snake_case", bound(serialize = ""))]
 pub enum Verdict<A> {
     /// Observed matches desired.
     InSync,
@@ -100,6 +101,7 @@ pub enum Verdict<A> {
 }
 
 #[derive(Debug, Clone, Serialize)]
+#[serde(bound(serialize = ""))]
 pub struct ResourcePlan<A> {
     pub id: ResourceId,
     /// Resources that must be ready before this one is acted on.
@@ -169,6 +171,7 @@ impl<A> ResourcePlan<A> {
 
 /// Every resource of one kind, desired or observed, each with its verdict.
 #[derive(Debug, Clone, Serialize)]
+#[serde(bound(serialize = ""))]
 pub struct KindPlan<A> {
     pub resources: Vec<ResourcePlan<A>>,
 }

@@ -1,0 +1,323 @@
+//! The daemon configuration: `/etc/converged/converged.toml` (or `--config`), every key
+//! overridable by `CONVERGED__<SECTION>__<KEY>`. Reads files and the environment once, at start.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+use crate::error::DaemonError;
+
+pub const DEFAULT_CONFIG_PATH: &str = "/etc/converged/converged.toml";
+const ENV_PREFIX: &str = "CONVERGED";
+const ENV_SEPARATOR: &str = "__";
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DaemonConfig {
+    #[serde(default = "default_desired_state")]
+    pub desired_state: PathBuf,
+    #[serde(default = "default_state_dir")]
+    pub state_dir: PathBuf,
+    #[serde(default = "default_resync_interval", deserialize_with = "duration")]
+    pub resync_interval: Duration,
+    #[serde(default)]
+    pub http: HttpConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub aws: AwsConfig,
+    #[serde(default)]
+    pub ssh: SshConfig,
+    #[serde(default)]
+    pub marathon: MarathonConfig,
+    #[serde(default)]
+    pub mesos: MesosConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HttpConfig {
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// POST endpoints are refused while this is unset.
+    #[serde(default, deserialize_with = "optional_path")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LogConfig {
+    #[serde(default)]
+    pub format: LogFormat,
+    /// A tracing filter: `info`, `debug`, `converged=debug,info`.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Overrides the AWS endpoint (moto in tests and the sandbox); empty means real AWS.
+    #[serde(default)]
+    pub endpoint_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SshConfig {
+    #[serde(default = "default_ssh_user")]
+    pub user: String,
+    #[serde(default = "default_ssh_key_file")]
+    pub key_file: PathBuf,
+    #[serde(default = "default_known_hosts")]
+    pub known_hosts: PathBuf,
+    /// Node name → `host:port`, used instead of the instance's address.
+    #[serde(default)]
+    pub address_overrides: BTreeMap<String, String>,
+    /// When set, no SSH or HTTP connection is made to a node address outside these CIDRs.
+    #[serde(default)]
+    pub allowed_networks: Vec<ipnet::IpNet>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MarathonConfig {
+    /// Overrides discovery; empty means the nodes running marathon.
+    #[serde(default)]
+    pub url: String,
+    /// A file holding `user:password`.
+    #[serde(default, deserialize_with = "optional_path")]
+    pub credentials_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MesosConfig {
+    /// Overrides discovery; empty means the nodes running mesos-master.
+    #[serde(default)]
+    pub url: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            token_file: None,
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: LogFormat::default(),
+            level: default_log_level(),
+        }
+    }
+}
+
+impl Default for SshConfig {
+    fn default() -> Self {
+        Self {
+            user: default_ssh_user(),
+            key_file: default_ssh_key_file(),
+            known_hosts: default_known_hosts(),
+            address_overrides: BTreeMap::new(),
+            allowed_networks: Vec::new(),
+        }
+    }
+}
+
+fn default_desired_state() -> PathBuf {
+    "/etc/converged/desired-state".into()
+}
+
+fn default_state_dir() -> PathBuf {
+    "/var/lib/converged".into()
+}
+
+fn default_resync_interval() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9797))
+}
+
+fn default_log_level() -> String {
+    "info".into()
+}
+
+fn default_ssh_user() -> String {
+    "admin".into()
+}
+
+fn default_ssh_key_file() -> PathBuf {
+    "/etc/converged/ssh/id_ed25519".into()
+}
+
+fn default_known_hosts() -> PathBuf {
+    "/var/lib/converged/known_hosts".into()
+}
+
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let parsed = humantime::parse_duration(&text).map_err(|err| {
+        serde::de::Error::custom(format!(
+            "`{text}` is not a duration such as `30s` or `2m`: {err}"
+        ))
+    })?;
+    if parsed.is_zero() {
+        return Err(serde::de::Error::custom(
+            "the interval must be longer than zero",
+        ));
+    }
+    Ok(parsed)
+}
+
+fn optional_path<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<PathBuf>, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    Ok((!text.is_empty()).then(|| PathBuf::from(text)))
+}
+
+impl DaemonConfig {
+    /// Reads the file (required when given explicitly, optional at the default path) and the
+    /// `CONVERGED__*` environment variables.
+    pub fn load(path: Option<&Path>) -> Result<Self, DaemonError> {
+        Self::load_with_env(path, None)
+    }
+
+    /// As `load`, with the environment given as a map instead of read from the process.
+    pub fn load_with_env(
+        path: Option<&Path>,
+        env: Option<config::Map<String, String>>,
+    ) -> Result<Self, DaemonError> {
+        let (file, required) = match path {
+            Some(path) => (path.to_owned(), true),
+            None => (PathBuf::from(DEFAULT_CONFIG_PATH), false),
+        };
+        if required && !file.is_file() {
+            return Err(DaemonError::Config {
+                path: file.clone(),
+                message: "the file does not exist".into(),
+            });
+        }
+        let built = config::Config::builder()
+            .add_source(
+                config::File::from(file.clone())
+                    .format(config::FileFormat::Toml)
+                    .required(required),
+            )
+            .add_source(
+                config::Environment::with_prefix(ENV_PREFIX)
+                    .prefix_separator(ENV_SEPARATOR)
+                    .separator(ENV_SEPARATOR)
+                    .list_separator(",")
+                    .with_list_parse_key("ssh.allowed_networks")
+                    .try_parsing(true)
+                    .source(env),
+            )
+            .build()
+            .and_then(config::Config::try_deserialize::<Self>);
+        built.map_err(|err| DaemonError::Config {
+            path: file,
+            message: err.to_string(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Option<config::Map<String, String>> {
+        Some(
+            pairs
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect(),
+        )
+    }
+
+    fn write(text: &str) -> tempfile::NamedTempFile {
+        let file = tempfile::Builder::new().suffix(".toml").tempfile().unwrap();
+        std::fs::write(file.path(), text).unwrap();
+        file
+    }
+
+    #[test]
+    fn defaults_apply_when_the_default_file_is_absent() {
+        let config = DaemonConfig::load_with_env(None, env(&[])).unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:9797");
+        assert_eq!(config.resync_interval, Duration::from_secs(30));
+        assert_eq!(config.state_dir, PathBuf::from("/var/lib/converged"));
+        assert_eq!(config.http.token_file, None);
+        assert_eq!(config.ssh.user, "admin");
+    }
+
+    #[test]
+    fn the_example_config_parses_to_the_defaults() {
+        let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/converged.toml");
+        let config = DaemonConfig::load_with_env(Some(&example), env(&[])).unwrap();
+        let mut defaults = DaemonConfig::load_with_env(None, env(&[])).unwrap();
+        defaults.http.token_file = Some("/etc/converged/token".into());
+        assert_eq!(config, defaults);
+    }
+
+    #[test]
+    fn environment_overrides_the_file() {
+        let file = write("resync_interval = \"10s\"\n[http]\nlisten = \"127.0.0.1:1\"\n");
+        let config = DaemonConfig::load_with_env(
+            Some(file.path()),
+            env(&[
+                ("CONVERGED__HTTP__LISTEN", "127.0.0.1:9999"),
+                ("CONVERGED__DESIRED_STATE", "/srv/desired"),
+                (
+                    "CONVERGED__SSH__ALLOWED_NETWORKS",
+                    "127.0.0.0/8,10.0.0.0/16",
+                ),
+                (
+                    "CONVERGED__SSH__ADDRESS_OVERRIDES__STAGING",
+                    "127.0.0.22:22",
+                ),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.http.listen.to_string(), "127.0.0.1:9999");
+        assert_eq!(config.resync_interval, Duration::from_secs(10));
+        assert_eq!(config.desired_state, PathBuf::from("/srv/desired"));
+        assert_eq!(config.ssh.allowed_networks.len(), 2);
+        assert_eq!(config.ssh.address_overrides["staging"], "127.0.0.22:22");
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_errors() {
+        let cases = [
+            ("listen = \"127.0.0.1:1\"\n", "listen"),
+            ("[http]\nlisen = \"127.0.0.1:1\"\n", "lisen"),
+            ("resync_interval = \"soon\"\n", "soon"),
+            ("[log]\nformat = \"xml\"\n", "xml"),
+        ];
+        for (text, needle) in cases {
+            let file = write(text);
+            let err = DaemonConfig::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+            assert!(err.to_string().contains(needle), "{text}: {err}");
+        }
+        let err =
+            DaemonConfig::load_with_env(None, env(&[("CONVERGED__HTTP__TYPO", "x")])).unwrap_err();
+        assert!(err.to_string().contains("typo"), "{err}");
+        let missing = DaemonConfig::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[]));
+        assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+}

@@ -1,0 +1,912 @@
+//! The reconcile engine: one cycle loads the desired state, observes every kind concurrently,
+//! plans, applies in dependency order (deletions last, in reverse), and records conditions,
+//! metrics and the audit trail. I/O happens only through the registered reconcilers.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use converged_core::backoff::BackoffPolicy;
+use converged_core::condition::{Condition, LastAction, LastError, ResourceStatus};
+use converged_core::model::Mode;
+use converged_core::plan::{ResourcePlan, Verdict};
+use converged_core::reconciler::{
+    DynReconciler, ErasedAction, ErasedKindPlan, ErasedPayload, Registry,
+};
+use converged_core::{
+    DesiredState, ErrorClass, Kind, ReconcileError, ResourceId, load_desired_state,
+};
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::audit::{AuditEntry, AuditLog};
+use crate::status::{
+    CycleStatus, DesiredStateStatus, KindStatus, Shared, StatusDocument, rfc3339, unix_seconds,
+};
+
+/// Triggers closer together than this run as one cycle.
+const COALESCE_WINDOW: Duration = Duration::from_millis(100);
+
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    pub desired_state: PathBuf,
+    pub resync_interval: Duration,
+    /// An action still running after this long counts as failed (transient).
+    pub action_deadline: Duration,
+    pub backoff: BackoffPolicy,
+    /// Resources of one kind acted on at the same time.
+    pub max_parallel_actions: usize,
+}
+
+impl EngineSettings {
+    pub fn new(desired_state: PathBuf, resync_interval: Duration) -> Self {
+        Self {
+            desired_state,
+            resync_interval,
+            action_deadline: Duration::from_secs(300),
+            backoff: BackoffPolicy::default(),
+            max_parallel_actions: 8,
+        }
+    }
+}
+
+/// Why a cycle runs. Several triggers that arrive together merge into one request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Trigger {
+    Resync,
+    DesiredStateChanged,
+    Signal,
+    /// `POST /v1/reconcile`: also releases resources held after invalid or unsafe errors.
+    Operator {
+        allow_mass_deletion: bool,
+    },
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Resync => "resync",
+            Trigger::DesiredStateChanged => "desired_state_changed",
+            Trigger::Signal => "sighup",
+            Trigger::Operator { .. } => "operator",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CycleRequest {
+    pub trigger: Trigger,
+    pub release_holds: bool,
+    pub allow_mass_deletion: bool,
+}
+
+impl CycleRequest {
+    pub fn from_trigger(trigger: Trigger) -> Self {
+        let (release_holds, allow_mass_deletion) = match trigger {
+            Trigger::Operator {
+                allow_mass_deletion,
+            } => (true, allow_mass_deletion),
+            _ => (false, false),
+        };
+        Self {
+            trigger,
+            release_holds,
+            allow_mass_deletion,
+        }
+    }
+
+    fn merge(&mut self, other: Trigger) {
+        let other = Self::from_trigger(other);
+        if other.release_holds {
+            self.trigger = other.trigger;
+        }
+        self.release_holds |= other.release_holds;
+        self.allow_mass_deletion |= other.allow_mass_deletion;
+    }
+}
+
+/// What one cycle did, for tests and logs.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CycleReport {
+    pub applied: usize,
+    pub failed: usize,
+}
+
+/// Why a held resource is not retried on its own.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Hold {
+    /// An invalid-class error: retried once the desired state changes.
+    UntilDesiredChanges { revision: String },
+    /// An unsafe-class error: retried only when an operator asks.
+    UntilOperator,
+}
+
+#[derive(Debug, Clone)]
+struct Record {
+    condition: Condition,
+    reason: String,
+    blocked_on: Option<ResourceId>,
+    attempts: u32,
+    retry_at: Option<Instant>,
+    hold: Option<Hold>,
+    last_action: Option<LastAction>,
+    last_error: Option<LastError>,
+}
+
+impl Record {
+    fn new() -> Self {
+        Self {
+            condition: Condition::Converging,
+            reason: String::new(),
+            blocked_on: None,
+            attempts: 0,
+            retry_at: None,
+            hold: None,
+            last_action: None,
+            last_error: None,
+        }
+    }
+
+    fn set(&mut self, condition: Condition, reason: impl Into<String>) {
+        self.condition = condition;
+        self.reason = reason.into();
+        self.blocked_on = None;
+    }
+
+    fn succeeded(&mut self) {
+        self.attempts = 0;
+        self.retry_at = None;
+        self.hold = None;
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+struct KindRecord {
+    attempts: u32,
+    retry_at: Option<Instant>,
+    observe_error: Option<LastError>,
+}
+
+/// What to do with one resource that has actions this cycle.
+enum Decision {
+    Report(String),
+    Blocked(ResourceId, String),
+    Held(String),
+    Apply,
+}
+
+struct ApplyOutcome {
+    id: ResourceId,
+    applied: Vec<(&'static str, String)>,
+    failure: Option<(&'static str, String, ReconcileError)>,
+    skipped_for_shutdown: bool,
+}
+
+pub struct Engine {
+    settings: EngineSettings,
+    registry: Registry,
+    shared: Arc<Shared>,
+    audit: Option<Arc<AuditLog>>,
+    desired: Option<Arc<DesiredState>>,
+    desired_status: DesiredStateStatus,
+    records: BTreeMap<ResourceId, Record>,
+    kinds: BTreeMap<Kind, KindRecord>,
+    sample: Box<dyn FnMut() -> f64 + Send>,
+    shutdown: CancellationToken,
+    cycles: u64,
+}
+
+impl Engine {
+    pub fn new(
+        settings: EngineSettings,
+        registry: Registry,
+        shared: Arc<Shared>,
+        audit: Option<Arc<AuditLog>>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        let desired_status = DesiredStateStatus {
+            path: settings.desired_state.display().to_string(),
+            ..DesiredStateStatus::default()
+        };
+        Self {
+            settings,
+            registry,
+            shared,
+            audit,
+            desired: None,
+            desired_status,
+            records: BTreeMap::new(),
+            kinds: BTreeMap::new(),
+            sample: Box::new(rand::random::<f64>),
+            shutdown,
+            cycles: 0,
+        }
+    }
+
+    /// Replaces the source of jitter samples in `[0, 1)` (tests make it deterministic).
+    pub fn with_jitter(mut self, sample: impl FnMut() -> f64 + Send + 'static) -> Self {
+        self.sample = Box::new(sample);
+        self
+    }
+
+    /// Runs cycles until shutdown: at start, on every resync, and on triggers, merging
+    /// triggers that arrive together.
+    pub async fn run(mut self, triggers: mpsc::Receiver<Trigger>) {
+        let mut triggers = Some(triggers);
+        let mut next_resync = Instant::now();
+        loop {
+            let first = tokio::select! {
+                biased;
+                () = self.shutdown.cancelled() => break,
+                received = recv(&mut triggers) => match received {
+                    Some(trigger) => trigger,
+                    None => {
+                        triggers = None;
+                        continue;
+                    }
+                },
+                () = tokio::time::sleep_until(next_resync) => Trigger::Resync,
+            };
+            let mut request = CycleRequest::from_trigger(first);
+            if first != Trigger::Resync {
+                tokio::select! {
+                    () = self.shutdown.cancelled() => break,
+                    () = tokio::time::sleep(COALESCE_WINDOW) => {}
+                }
+            }
+            if let Some(receiver) = triggers.as_mut() {
+                while let Ok(more) = receiver.try_recv() {
+                    request.merge(more);
+                }
+            }
+            self.run_cycle(request).await;
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            let spread = 0.9 + 0.2 * (self.sample)();
+            next_resync = Instant::now() + self.settings.resync_interval.mul_f64(spread);
+        }
+        tracing::info!("engine stopped");
+    }
+
+    pub async fn run_cycle(&mut self, request: CycleRequest) -> CycleReport {
+        self.cycles += 1;
+        let started = Instant::now();
+        let started_wall = SystemTime::now();
+        let span = tracing::info_span!(
+            "cycle",
+            number = self.cycles,
+            trigger = request.trigger.as_str()
+        );
+        let _entered = span.enter();
+        self.reload_desired_state();
+        if request.release_holds {
+            for record in self.records.values_mut() {
+                record.hold = None;
+                record.retry_at = None;
+            }
+            for kind in self.kinds.values_mut() {
+                kind.retry_at = None;
+            }
+        }
+        let mut report = CycleReport::default();
+        let mut all_observed = false;
+        if let Some(desired) = self.desired.clone() {
+            let plans = self.observe(&desired).await;
+            all_observed = plans.len() == self.registry.kinds().len();
+            report = self.act(&desired, plans, request).await;
+            self.shared
+                .ready
+                .store(true, std::sync::atomic::Ordering::SeqCst);
+        }
+        let finished_wall = SystemTime::now();
+        let elapsed = started.elapsed();
+        let metrics = &self.shared.metrics;
+        metrics.cycles_total.inc();
+        metrics
+            .cycle_duration_seconds
+            .observe(elapsed.as_secs_f64());
+        if all_observed && self.desired_status.valid {
+            metrics
+                .last_successful_cycle_timestamp_seconds
+                .set(unix_seconds(finished_wall));
+        }
+        self.publish(Some(CycleStatus {
+            number: self.cycles,
+            trigger: request.trigger.as_str(),
+            started_at: rfc3339(started_wall),
+            finished_at: rfc3339(finished_wall),
+            duration_seconds: elapsed.as_secs_f64(),
+            actions_applied: report.applied,
+            actions_failed: report.failed,
+        }));
+        tracing::info!(
+            applied = report.applied,
+            failed = report.failed,
+            duration_ms = elapsed.as_millis() as u64,
+            "finished cycle"
+        );
+        report
+    }
+
+    fn reload_desired_state(&mut self) {
+        let metrics = &self.shared.metrics;
+        match load_desired_state(&self.settings.desired_state) {
+            Ok(state) => {
+                let changed = self
+                    .desired
+                    .as_ref()
+                    .is_none_or(|current| current.revision != state.revision);
+                if changed {
+                    tracing::info!(revision = %state.revision, "loaded desired state");
+                    metrics
+                        .desired_state_revision_timestamp_seconds
+                        .set(unix_seconds(SystemTime::now()));
+                    for record in self.records.values_mut() {
+                        if matches!(record.hold, Some(Hold::UntilDesiredChanges { .. })) {
+                            record.hold = None;
+                            record.retry_at = None;
+                        }
+                    }
+                }
+                self.desired_status.valid = true;
+                self.desired_status.revision = Some(state.revision.clone());
+                self.desired_status.revision_in_force = Some(state.revision.clone());
+                self.desired_status.errors.clear();
+                self.desired = Some(Arc::new(state));
+                metrics.desired_state_valid.set(1);
+            }
+            Err(err) => {
+                if self.desired_status.valid || self.desired_status.revision != err.revision {
+                    for problem in &err.problems {
+                        tracing::warn!(problem = %problem, "desired state is invalid; the last valid one stays in force");
+                    }
+                }
+                self.desired_status.valid = false;
+                self.desired_status.revision = err.revision;
+                self.desired_status.errors = err.problems;
+                metrics.desired_state_valid.set(0);
+            }
+        }
+    }
+
+    /// Observes and plans every kind whose observation is not waiting for a retry.
+    async fn observe(&mut self, desired: &Arc<DesiredState>) -> BTreeMap<Kind, ErasedKindPlan> {
+        let now = Instant::now();
+        let due: Vec<Arc<dyn DynReconciler>> = self
+            .registry
+            .iter()
+            .filter(|reconciler| {
+                self.kinds
+                    .get(&reconciler.kind())
+                    .and_then(|record| record.retry_at)
+                    .is_none_or(|at| at <= now)
+            })
+            .cloned()
+            .collect();
+        let mut observations = Vec::with_capacity(due.len());
+        for reconciler in due {
+            let desired = Arc::clone(desired);
+            observations.push(async move {
+                let kind = reconciler.kind();
+                (kind, reconciler.observe_and_plan(&desired).await)
+            });
+        }
+        let results = futures::future::join_all(observations).await;
+        let mut plans = BTreeMap::new();
+        for (kind, result) in results {
+            let record = self.kinds.entry(kind).or_default();
+            match result {
+                Ok(plan) => {
+                    self.shared
+                        .metrics
+                        .reconcile_total
+                        .with_label_values(&[kind.as_str(), "success"])
+                        .inc();
+                    *record = KindRecord::default();
+                    plans.insert(kind, plan);
+                }
+                Err(err) => {
+                    self.shared
+                        .metrics
+                        .reconcile_total
+                        .with_label_values(&[kind.as_str(), "error"])
+                        .inc();
+                    record.attempts += 1;
+                    let delay = self
+                        .settings
+                        .backoff
+                        .delay(record.attempts, (self.sample)());
+                    record.retry_at = Some(Instant::now() + delay);
+                    record.observe_error = Some(LastError {
+                        message: err.to_string(),
+                        class: err.class(),
+                        at: rfc3339(SystemTime::now()),
+                    });
+                    tracing::warn!(kind = kind.as_str(), error = %err, attempts = record.attempts, retry_in_ms = delay.as_millis() as u64, "failed to observe");
+                }
+            }
+        }
+        for (kind, record) in &self.kinds {
+            if plans.contains_key(kind) {
+                continue;
+            }
+            if let Some(error) = &record.observe_error {
+                let reason = format!("observation failed: {}", error.message);
+                for (_, resource) in self.records.iter_mut().filter(|(id, _)| id.kind == *kind) {
+                    resource.set(Condition::Failed, reason.clone());
+                }
+            }
+        }
+        plans
+    }
+
+    async fn act(
+        &mut self,
+        desired: &DesiredState,
+        plans: BTreeMap<Kind, ErasedKindPlan>,
+        request: CycleRequest,
+    ) -> CycleReport {
+        let ready: HashMap<ResourceId, bool> = plans
+            .values()
+            .flat_map(|plan| plan.resources.iter().map(|r| (r.id.clone(), r.ready)))
+            .collect();
+        let observed_kinds: Vec<Kind> = plans.keys().copied().collect();
+        let live: Vec<ResourceId> = plans
+            .values()
+            .flat_map(|plan| plan.resources.iter().map(|r| r.id.clone()))
+            .collect();
+        self.records
+            .retain(|id, _| !observed_kinds.contains(&id.kind) || live.contains(id));
+
+        let mut report = CycleReport::default();
+        let mut deletions = Vec::new();
+        for (kind, plan) in plans {
+            let managed = plan
+                .resources
+                .iter()
+                .filter(|r| !matches!(r.verdict, Verdict::Unmanaged { .. }))
+                .count();
+            let (deleting, others): (Vec<_>, Vec<_>) = plan
+                .resources
+                .into_iter()
+                .partition(|r| r.actions().iter().any(|a| a.deletes));
+            let outcome = self.act_on_kind(desired, kind, others, &ready).await;
+            report.applied += outcome.applied;
+            report.failed += outcome.failed;
+            if deleting.is_empty() {
+                continue;
+            }
+            match self.deletion_refusal(desired, kind, deleting.len(), managed, request) {
+                Some(refusal) => {
+                    for resource in deleting {
+                        self.record_for(&resource.id)
+                            .set(Condition::Drifted, refusal.clone());
+                    }
+                }
+                None => deletions.push((kind, deleting)),
+            }
+        }
+        for (kind, resources) in deletions.into_iter().rev() {
+            let outcome = self.act_on_kind(desired, kind, resources, &ready).await;
+            report.applied += outcome.applied;
+            report.failed += outcome.failed;
+        }
+        report
+    }
+
+    /// Why this cycle may not delete `count` of a kind's `managed` resources, if it may not.
+    fn deletion_refusal(
+        &self,
+        desired: &DesiredState,
+        kind: Kind,
+        count: usize,
+        managed: usize,
+        request: CycleRequest,
+    ) -> Option<String> {
+        let policy = desired.kind_policy(kind);
+        if !policy.prune {
+            return Some(format!(
+                "not in the desired state; left in place because prune is off for {kind}"
+            ));
+        }
+        let limit = policy.max_delete_fraction * managed as f64;
+        if count as f64 > limit && !request.allow_mass_deletion {
+            return Some(format!(
+                "deletion refused: this cycle would delete {count} of {managed} managed {kind} resources, more than max_delete_fraction {}; ask for a reconcile with the mass-deletion override to proceed",
+                policy.max_delete_fraction
+            ));
+        }
+        None
+    }
+
+    fn record_for(&mut self, id: &ResourceId) -> &mut Record {
+        self.records.entry(id.clone()).or_insert_with(Record::new)
+    }
+
+    async fn act_on_kind(
+        &mut self,
+        desired: &DesiredState,
+        kind: Kind,
+        resources: Vec<ResourcePlan<ErasedPayload>>,
+        ready: &HashMap<ResourceId, bool>,
+    ) -> CycleReport {
+        let now = Instant::now();
+        let shared = Arc::clone(&self.shared);
+        let observe_only = desired.mode(kind) == Mode::Observe;
+        let paused = self.shared.is_paused();
+        let throttled_until = self
+            .kinds
+            .get(&kind)
+            .and_then(|k| k.retry_at)
+            .filter(|at| *at > now);
+        let mut to_apply = Vec::new();
+        for resource in resources {
+            let previous = self.records.get(&resource.id).map(|r| r.condition);
+            let record = self.record_for(&resource.id);
+            let actions = match resource.verdict {
+                Verdict::InSync => {
+                    record.succeeded();
+                    record.set(Condition::InSync, "");
+                    continue;
+                }
+                Verdict::Converging { reason } => {
+                    record.set(Condition::Converging, reason);
+                    continue;
+                }
+                Verdict::Unmanaged { reason } => {
+                    record.set(Condition::Unmanaged, reason);
+                    continue;
+                }
+                Verdict::Drifted { reason, .. } => {
+                    record.set(Condition::Drifted, reason);
+                    note_drift(&shared, kind, previous);
+                    continue;
+                }
+                Verdict::Act { actions } => actions,
+            };
+            note_drift(&shared, kind, previous);
+            let summary = summarize(&actions);
+            let decision = if observe_only {
+                Decision::Report(format!("observe mode: would {summary}"))
+            } else if paused {
+                Decision::Report(format!("paused: would {summary}"))
+            } else if let Some(dependency) = resource
+                .depends_on
+                .iter()
+                .find(|dependency| !ready.get(*dependency).copied().unwrap_or(false))
+            {
+                let why = if ready.contains_key(dependency) {
+                    format!("waiting for {dependency} to be ready")
+                } else {
+                    format!("waiting for {dependency}, which was not observed")
+                };
+                Decision::Blocked(dependency.clone(), why)
+            } else if let Some(hold) = &record.hold {
+                Decision::Held(match hold {
+                    Hold::UntilDesiredChanges { .. } => {
+                        "held after an invalid request: fix the desired state or ask for a reconcile".into()
+                    }
+                    Hold::UntilOperator => {
+                        "held after an unsafe error: check the error, then ask for a reconcile".into()
+                    }
+                })
+            } else if record.retry_at.is_some_and(|at| at > now) || throttled_until.is_some() {
+                Decision::Held("waiting for the next retry".into())
+            } else {
+                Decision::Apply
+            };
+            match decision {
+                Decision::Report(reason) => record.set(Condition::Drifted, reason),
+                Decision::Blocked(on, reason) => {
+                    record.set(Condition::Blocked, reason);
+                    record.blocked_on = Some(on);
+                }
+                Decision::Held(reason) => {
+                    let error = record
+                        .last_error
+                        .as_ref()
+                        .map(|e| e.message.clone())
+                        .unwrap_or_default();
+                    record.set(Condition::Failed, format!("{reason}; last error: {error}"));
+                }
+                Decision::Apply => to_apply.push((resource.id, actions)),
+            }
+        }
+        if to_apply.is_empty() {
+            return CycleReport::default();
+        }
+        let Some(reconciler) = self.registry.get(kind).cloned() else {
+            return CycleReport::default();
+        };
+        let revision = desired.revision.clone();
+        let mut tasks = Vec::with_capacity(to_apply.len());
+        for (id, actions) in to_apply {
+            tasks.push(apply_resource(
+                Arc::clone(&reconciler),
+                id,
+                actions,
+                self.settings.action_deadline,
+                self.audit.clone(),
+                Arc::clone(&self.shared),
+                revision.clone(),
+                self.shutdown.clone(),
+            ));
+        }
+        let outcomes: Vec<ApplyOutcome> = futures::stream::iter(tasks)
+            .buffer_unordered(self.settings.max_parallel_actions.max(1))
+            .collect()
+            .await;
+        let mut report = CycleReport::default();
+        for outcome in outcomes {
+            report.applied += outcome.applied.len();
+            self.record_outcome(kind, outcome, &revision, &mut report);
+        }
+        report
+    }
+
+    fn record_outcome(
+        &mut self,
+        kind: Kind,
+        outcome: ApplyOutcome,
+        revision: &str,
+        report: &mut CycleReport,
+    ) {
+        let at = rfc3339(SystemTime::now());
+        let backoff = self.settings.backoff;
+        let sample = (self.sample)();
+        let record = self.record_for(&outcome.id);
+        if let Some((verb, reason)) = outcome.applied.last() {
+            record.last_action = Some(LastAction {
+                verb,
+                reason: reason.clone(),
+                result: "succeeded",
+                at: at.clone(),
+            });
+        }
+        match outcome.failure {
+            None if outcome.skipped_for_shutdown && outcome.applied.is_empty() => {
+                record.set(
+                    Condition::Drifted,
+                    "not acted on: converged is shutting down",
+                );
+            }
+            None => {
+                record.succeeded();
+                let (verb, reason) = outcome
+                    .applied
+                    .last()
+                    .cloned()
+                    .unwrap_or(("apply", String::new()));
+                record.set(
+                    Condition::Converging,
+                    format!("{verb} applied ({reason}); waiting to observe the effect"),
+                );
+            }
+            Some((verb, reason, err)) => {
+                report.failed += 1;
+                record.attempts += 1;
+                let class = err.class();
+                record.last_action = Some(LastAction {
+                    verb,
+                    reason,
+                    result: "failed",
+                    at: at.clone(),
+                });
+                record.last_error = Some(LastError {
+                    message: err.to_string(),
+                    class,
+                    at,
+                });
+                let delay = backoff.delay(record.attempts, sample);
+                match class {
+                    ErrorClass::Transient | ErrorClass::Throttled => {
+                        record.retry_at = Some(Instant::now() + delay);
+                    }
+                    ErrorClass::Invalid => {
+                        record.hold = Some(Hold::UntilDesiredChanges {
+                            revision: revision.to_owned(),
+                        });
+                    }
+                    ErrorClass::Unsafe => record.hold = Some(Hold::UntilOperator),
+                }
+                record.set(Condition::Failed, err.to_string());
+                let attempts = record.attempts;
+                tracing::warn!(resource = %outcome.id, action = verb, class = class.as_str(), attempts, retry_in_ms = delay.as_millis() as u64, error = %err, "action failed");
+                if class == ErrorClass::Throttled {
+                    let kind_record = self.kinds.entry(kind).or_default();
+                    kind_record.retry_at = Some(Instant::now() + delay);
+                }
+            }
+        }
+    }
+
+    fn publish(&mut self, last_cycle: Option<CycleStatus>) {
+        let now_instant = Instant::now();
+        let now_wall = SystemTime::now();
+        let wall = |at: Instant| rfc3339(now_wall + at.saturating_duration_since(now_instant));
+        let metrics = &self.shared.metrics;
+        let mut counts: BTreeMap<(Kind, Condition), i64> = BTreeMap::new();
+        for kind in self.registry.kinds() {
+            for condition in Condition::ALL {
+                counts.insert((kind, condition), 0);
+            }
+        }
+        let mut resources = Vec::with_capacity(self.records.len());
+        for (id, record) in &self.records {
+            *counts.entry((id.kind, record.condition)).or_default() += 1;
+            resources.push(ResourceStatus {
+                kind: id.kind.as_str(),
+                name: id.name.clone(),
+                condition: record.condition,
+                reason: record.reason.clone(),
+                blocked_on: record.blocked_on.clone(),
+                last_action: record.last_action.clone(),
+                last_error: record.last_error.clone(),
+                attempts: record.attempts,
+                next_retry: record
+                    .retry_at
+                    .filter(|_| record.condition == Condition::Failed)
+                    .map(wall),
+            });
+        }
+        for ((kind, condition), count) in counts {
+            metrics
+                .resources
+                .with_label_values(&[kind.as_str(), condition.as_str()])
+                .set(count);
+        }
+        let kinds = self
+            .registry
+            .kinds()
+            .into_iter()
+            .map(|kind| {
+                let record = self.kinds.get(&kind);
+                KindStatus {
+                    kind: kind.as_str(),
+                    mode: match self.desired.as_ref().map(|d| d.mode(kind)) {
+                        Some(Mode::Observe) => "observe",
+                        _ => "enforce",
+                    },
+                    observe_error: record.and_then(|r| r.observe_error.clone()),
+                    next_retry: record.and_then(|r| r.retry_at).map(wall),
+                }
+            })
+            .collect();
+        self.shared.publish(StatusDocument {
+            desired_state: self.desired_status.clone(),
+            paused: false,
+            ready: false,
+            last_cycle,
+            kinds,
+            resources,
+        });
+    }
+}
+
+async fn recv(triggers: &mut Option<mpsc::Receiver<Trigger>>) -> Option<Trigger> {
+    match triggers {
+        Some(receiver) => receiver.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
+fn note_drift(shared: &Shared, kind: Kind, previous: Option<Condition>) {
+    if previous == Some(Condition::InSync) {
+        shared
+            .metrics
+            .drift_detected_total
+            .with_label_values(&[kind.as_str()])
+            .inc();
+    }
+}
+
+fn summarize(actions: &[ErasedAction]) -> String {
+    actions
+        .iter()
+        .map(|action| format!("{} ({})", action.verb, action.reason))
+        .collect::<Vec<_>>()
+        .join(", then ")
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn apply_resource(
+    reconciler: Arc<dyn DynReconciler>,
+    id: ResourceId,
+    actions: Vec<ErasedAction>,
+    deadline: Duration,
+    audit: Option<Arc<AuditLog>>,
+    shared: Arc<Shared>,
+    revision: String,
+    shutdown: CancellationToken,
+) -> ApplyOutcome {
+    let kind = id.kind.as_str();
+    let resource = id.to_string();
+    let mut outcome = ApplyOutcome {
+        id,
+        applied: Vec::new(),
+        failure: None,
+        skipped_for_shutdown: false,
+    };
+    for action in &actions {
+        if shutdown.is_cancelled() {
+            outcome.skipped_for_shutdown = true;
+            break;
+        }
+        if let Some(audit) = &audit {
+            let at = rfc3339(SystemTime::now());
+            let attempt = AuditEntry {
+                at: &at,
+                event: "attempt",
+                kind,
+                resource: &resource,
+                action: action.verb,
+                reason: &action.reason,
+                desired_revision: &revision,
+                result: None,
+                error: None,
+                error_class: None,
+            };
+            if let Err(err) = audit.record(&attempt) {
+                let failure = ReconcileError::Apply {
+                    action: action.verb,
+                    class: ErrorClass::Transient,
+                    message: format!("not attempted: {err}"),
+                };
+                outcome.failure = Some((action.verb, action.reason.clone(), failure));
+                break;
+            }
+        }
+        tracing::debug!(resource = %resource, action = action.verb, reason = %action.reason, "applying");
+        let result = match tokio::time::timeout(deadline, reconciler.apply(action)).await {
+            Ok(result) => result,
+            Err(_) => Err(ReconcileError::DeadlineExceeded {
+                action: action.verb,
+                seconds: deadline.as_secs(),
+            }),
+        };
+        let label = if result.is_ok() { "success" } else { "error" };
+        shared
+            .metrics
+            .actions_total
+            .with_label_values(&[kind, action.verb, label])
+            .inc();
+        if let Some(audit) = &audit {
+            let at = rfc3339(SystemTime::now());
+            let message = result.as_ref().err().map(ToString::to_string);
+            let finished = AuditEntry {
+                at: &at,
+                event: "outcome",
+                kind,
+                resource: &resource,
+                action: action.verb,
+                reason: &action.reason,
+                desired_revision: &revision,
+                result: Some(if result.is_ok() {
+                    "succeeded"
+                } else {
+                    "failed"
+                }),
+                error: message.as_deref(),
+                error_class: result.as_ref().err().map(|err| err.class().as_str()),
+            };
+            if let Err(err) = audit.record(&finished) {
+                tracing::error!(error = %err, "failed to write the audit log");
+            }
+        }
+        match result {
+            Ok(()) => {
+                tracing::info!(resource = %resource, action = action.verb, reason = %action.reason, "applied action");
+                outcome.applied.push((action.verb, action.reason.clone()));
+            }
+            Err(err) => {
+                outcome.failure = Some((action.verb, action.reason.clone(), err));
+                break;
+            }
+        }
+    }
+    outcome
+}
