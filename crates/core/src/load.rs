@@ -152,7 +152,12 @@ pub fn parse_sources(
             kinds: cluster.kinds,
             apps,
         }),
-        _ => Err(problems),
+        _ => {
+            // Files in the order they were read (cluster.toml first), each top to bottom.
+            let order = |file: &str| sources.iter().position(|(name, _)| name == file);
+            problems.sort_by_key(|p| (order(&p.file), p.line, p.column));
+            Err(problems)
+        }
     }
 }
 

@@ -1,0 +1,306 @@
+//! The `converged` binary as an operator runs it: validate, plan, run (with a real socket,
+//! signals and `promtool check metrics` from Debian's prometheus package), status.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BINARY: &str = env!("CARGO_BIN_EXE_converged");
+
+fn example() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state")
+}
+
+fn converged(args: &[&str]) -> Output {
+    Command::new(BINARY)
+        .args(args)
+        .env_remove("CONVERGED_CONFIG")
+        .output()
+        .expect("the converged binary runs")
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).unwrap();
+        }
+    }
+}
+
+#[test]
+fn validate_accepts_the_example_and_lists_every_problem_of_a_broken_copy() {
+    let ok = converged(&["validate", example().to_str().unwrap()]);
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("valid (revision"));
+
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(&example(), dir.path());
+    let cluster = std::fs::read_to_string(dir.path().join("cluster.toml")).unwrap();
+    let broken = cluster
+        .replacen(
+            "instance_type = \"t2.micro\"",
+            "instance_typ = \"t2.micro\"",
+            1,
+        )
+        .replacen("name = \"production\"", "name = \"staging\"", 1)
+        .replace("node = \"production\"", "node = \"staging\"")
+        .replacen(
+            "roles = [\"zookeeper\", \"mesos-master\", \"mesos-agent\", \"marathon\", \"edge\"]",
+            "roles = [\"mesos-master\", \"mesos-agent\", \"marathon\", \"edge\"]",
+            1,
+        );
+    std::fs::write(dir.path().join("cluster.toml"), broken).unwrap();
+    std::fs::write(
+        dir.path().join("apps/gitlab.json"),
+        "{\"id\": \"/gitlab\",\n\"mem\": 4096,,}",
+    )
+    .unwrap();
+    let failed = converged(&["validate", dir.path().to_str().unwrap()]);
+    assert_eq!(failed.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&failed.stderr);
+    for needle in [
+        "4 problem(s)",
+        "cluster.toml:26:1: nodes[1].instance_typ: unknown field `instance_typ` (did you mean `instance_type`?)",
+        "cluster.toml:34:1: nodes[2].name: duplicate node name `staging`",
+        "cluster.toml:30:1: nodes[1].roles: 2 nodes have the `zookeeper` role",
+        "apps/gitlab.json:2:13: not valid JSON",
+    ] {
+        assert!(stderr.contains(needle), "missing `{needle}` in:\n{stderr}");
+    }
+}
+
+#[test]
+fn version_names_the_git_revision() {
+    let out = converged(&["--version"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.starts_with("converged 0.1.0 (git "), "{text}");
+}
+
+/// A running daemon on a free loopback port, stopped with SIGTERM on drop.
+struct Daemon {
+    child: Child,
+    base: String,
+    _dir: tempfile::TempDir,
+    state_dir: PathBuf,
+    config: PathBuf,
+}
+
+impl Daemon {
+    fn start(desired: &Path) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let token = dir.path().join("token");
+        std::fs::write(&token, "test-token\n").unwrap();
+        let state_dir = dir.path().join("state");
+        let config = dir.path().join("converged.toml");
+        let mut file = std::fs::File::create(&config).unwrap();
+        write!(
+            file,
+            "desired_state = {:?}\nstate_dir = {:?}\nresync_interval = \"1h\"\n[http]\nlisten = \"127.0.0.1:{port}\"\ntoken_file = {:?}\n[log]\nformat = \"json\"\n",
+            desired, state_dir, token
+        )
+        .unwrap();
+        let child = Command::new(BINARY)
+            .args(["run", "--config", config.to_str().unwrap()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let daemon = Self {
+            child,
+            base: format!("http://127.0.0.1:{port}"),
+            _dir: dir,
+            state_dir,
+            config,
+        };
+        daemon.wait_until("/readyz");
+        daemon
+    }
+
+    fn wait_until(&self, path: &str) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if let Ok(response) = reqwest::blocking::get(format!("{}{path}", self.base))
+                && response.status().is_success()
+            {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("the daemon did not answer {path} within 20 s");
+    }
+
+    fn get(&self, path: &str) -> (u16, String) {
+        let response = reqwest::blocking::get(format!("{}{path}", self.base)).unwrap();
+        (response.status().as_u16(), response.text().unwrap())
+    }
+
+    fn post(&self, path: &str, token: Option<&str>) -> u16 {
+        let mut request = reqwest::blocking::Client::new().post(format!("{}{path}", self.base));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request.send().unwrap().status().as_u16()
+    }
+
+    /// Sends SIGTERM and returns the exit code and everything logged.
+    fn terminate(mut self) -> (Option<i32>, String) {
+        let pid = self.child.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                let mut logs = String::new();
+                std::io::Read::read_to_string(self.child.stderr.as_mut().unwrap(), &mut logs)
+                    .unwrap();
+                return (status.code(), logs);
+            }
+            assert!(Instant::now() < deadline, "the daemon ignored SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+    }
+}
+
+fn promtool() -> PathBuf {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
+        .map(|dir| dir.join("promtool"))
+        .find(|path| path.is_file());
+    found
+        .expect("promtool is missing: install Debian's `prometheus` package (scripts/test.sh does)")
+}
+
+#[test]
+fn run_serves_status_and_metrics_guards_posts_and_drains_on_sigterm() {
+    let daemon = Daemon::start(&example());
+    assert_eq!(daemon.get("/healthz").0, 200);
+
+    let (code, body) = daemon.get("/status");
+    assert_eq!(code, 200);
+    let status: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(status["desired_state"]["valid"], true, "{body}");
+    let revision = status["desired_state"]["revision"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let validate = converged(&["validate", "--json", example().to_str().unwrap()]);
+    let validated: serde_json::Value = serde_json::from_slice(&validate.stdout).unwrap();
+    assert_eq!(
+        validated["revision"],
+        revision.as_str(),
+        "/status reports the revision on disk"
+    );
+
+    let (code, metrics) = daemon.get("/metrics");
+    assert_eq!(code, 200);
+    let mut check = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(metrics.as_bytes())
+        .unwrap();
+    let checked = check.wait_with_output().unwrap();
+    assert!(
+        checked.status.success(),
+        "promtool check metrics failed:\n{}{}\n--- scrape ---\n{metrics}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
+
+    assert_eq!(daemon.post("/v1/reconcile", None), 401);
+    assert_eq!(daemon.post("/v1/reconcile", Some("nope")), 403);
+    assert_eq!(daemon.post("/v1/reconcile", Some("test-token")), 202);
+
+    let table = Command::new(BINARY)
+        .args(["status", "--url", &daemon.base])
+        .output()
+        .unwrap();
+    assert!(table.status.success());
+    let table = String::from_utf8_lossy(&table.stdout);
+    assert!(
+        table.contains("desired state") && table.contains("valid") && table.contains("KIND"),
+        "{table}"
+    );
+
+    let plan = Command::new(BINARY)
+        .args(["plan", "--config", daemon.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stderr)
+    );
+    assert!(daemon.state_dir.join("audit.jsonl").exists());
+
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+    assert!(
+        logs.contains("started converged") && logs.contains("drained"),
+        "{logs}"
+    );
+    assert!(
+        !logs.contains("test-token"),
+        "the token never reaches the logs"
+    );
+}
+
+#[test]
+fn plan_exits_one_on_an_invalid_desired_state() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("cluster.toml"),
+        "[cluster]\nname = \"x\"\nbogus = 1\n",
+    )
+    .unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(&config, format!("desired_state = {:?}\n", dir.path())).unwrap();
+    let out = converged(&["plan", "--config", config.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr)
+            .contains("cluster.toml:3:1: cluster.bogus: unknown field `bogus`")
+    );
+}
+
+#[test]
+fn a_missing_config_file_is_an_error() {
+    let out = converged(&["run", "--config", "/nonexistent/converged.toml"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
