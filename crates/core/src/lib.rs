@@ -2,6 +2,7 @@
 //! conditions, backoff and the `Reconciler` trait. Pure: nothing in this crate performs I/O
 //! except `load`, which reads the desired-state folder from disk.
 
+pub mod api;
 pub mod backoff;
 pub mod condition;
 pub mod error;

@@ -157,3 +157,42 @@ impl Metrics {
 fn register_error(name: &'static str) -> impl Fn(prometheus::Error) -> DaemonError {
     move |source| DaemonError::RegisterMetric { name, source }
 }
+
+impl converged_core::api::ApiRecorder for Metrics {
+    fn record(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        outcome: converged_core::api::ApiOutcome,
+        seconds: f64,
+    ) {
+        self.api_requests_total
+            .with_label_values(&[service, operation, outcome.as_str()])
+            .inc();
+        self.api_request_duration_seconds
+            .with_label_values(&[service])
+            .observe(seconds);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use converged_core::api::{ApiOutcome, ApiRecorder};
+
+    use super::*;
+
+    #[test]
+    fn api_requests_are_counted_with_bounded_labels() {
+        let metrics = Metrics::new().unwrap();
+        metrics.record("marathon", "list_apps", ApiOutcome::Success, 0.02);
+        metrics.record("marathon", "list_apps", ApiOutcome::Throttled, 0.01);
+        let text = metrics.render();
+        assert!(text.contains(
+            "converged_api_requests_total{operation=\"list_apps\",outcome=\"success\",service=\"marathon\"} 1"
+        ), "{text}");
+        assert!(
+            text.contains("converged_api_request_duration_seconds_count{service=\"marathon\"} 2"),
+            "{text}"
+        );
+    }
+}
