@@ -10,7 +10,6 @@ log() { printf '==> %s\n' "$*" >&2; }
 apt_packages=(
   prometheus      # promtool check metrics on a real scrape
   zookeeper       # real ZooKeeper ensembles for the simulator and ensemble tests
-  netcat-openbsd  # four-letter words in harness scripts
 )
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -44,5 +43,8 @@ log "cargo fmt --check"
 cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
+# Tests in other crates start the simulator as separate processes: build it first.
+log "cargo build -p converged-sim"
+cargo build -p converged-sim --bins
 log "cargo test"
 cargo test --workspace --no-fail-fast

@@ -98,6 +98,9 @@ pub enum Verdict<A> {
     },
     /// Exists, is not ours, and is left alone.
     Unmanaged { reason: String },
+    /// Stuck in a state the reconciler cannot fix by itself (a deployment past its deadline):
+    /// reported as failed; nothing is retried until the world or the desired state changes.
+    Failed { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -159,6 +162,7 @@ impl<A> ResourcePlan<A> {
             Verdict::Converging { reason } => Verdict::Converging { reason },
             Verdict::Drifted { reason, changes } => Verdict::Drifted { reason, changes },
             Verdict::Unmanaged { reason } => Verdict::Unmanaged { reason },
+            Verdict::Failed { reason } => Verdict::Failed { reason },
         };
         ResourcePlan {
             id: self.id,

@@ -10,7 +10,7 @@ use crate::error::ReconcileError;
 const REDACTED: &str = "<redacted>";
 
 /// Where a secret lives. Never holds the secret itself, so it may be printed.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum SecretRef {
     Env(String),
     File(String),

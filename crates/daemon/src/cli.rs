@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -123,7 +124,11 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
 
 async fn plan(config_path: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
     let config = DaemonConfig::load(config_path.as_deref())?;
-    let planner = Planner::new(kinds::registry(&config), config.desired_state.clone());
+    let metrics = crate::metrics::Metrics::new()?;
+    let planner = Planner::new(
+        kinds::registry(&config, Arc::new(metrics))?,
+        config.desired_state.clone(),
+    );
     let report = match planner.plan().await {
         Ok(report) => report,
         Err(PlanFailure::Invalid(problems)) => {

@@ -90,15 +90,43 @@ pub struct SshConfig {
     pub allowed_networks: Vec<ipnet::IpNet>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MarathonConfig {
-    /// Overrides discovery; empty means the nodes running marathon.
+    /// Comma-separated base URLs; empty means the nodes running marathon.
     #[serde(default)]
     pub url: String,
     /// A file holding `user:password`.
     #[serde(default, deserialize_with = "optional_path")]
     pub credentials_file: Option<PathBuf>,
+    /// A deployment running longer than this is reported failed (or rolled back by policy).
+    #[serde(default = "default_deployment_deadline", deserialize_with = "duration")]
+    pub deployment_deadline: Duration,
+}
+
+impl Default for MarathonConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            credentials_file: None,
+            deployment_deadline: default_deployment_deadline(),
+        }
+    }
+}
+
+impl MarathonConfig {
+    pub fn urls(&self) -> Vec<String> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+fn default_deployment_deadline() -> Duration {
+    Duration::from_secs(600)
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Deserialize)]

@@ -35,8 +35,9 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         );
     }
     let audit = Arc::new(AuditLog::open(&config.state_dir)?);
-    let shared = Arc::new(Shared::new(Metrics::new()?));
-    let registry = kinds::registry(&config);
+    let metrics = Metrics::new()?;
+    let registry = kinds::registry(&config, Arc::new(metrics.clone()))?;
+    let shared = Arc::new(Shared::new(metrics));
     let (triggers, trigger_rx) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
 

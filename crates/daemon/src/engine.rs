@@ -561,6 +561,10 @@ impl Engine {
                     record.set(Condition::Unmanaged, reason);
                     continue;
                 }
+                Verdict::Failed { reason } => {
+                    record.set(Condition::Failed, reason);
+                    continue;
+                }
                 Verdict::Drifted { reason, .. } => {
                     record.set(Condition::Drifted, reason);
                     note_drift(&shared, kind, previous);

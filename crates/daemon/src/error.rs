@@ -32,6 +32,8 @@ pub enum DaemonError {
         address: std::net::SocketAddr,
         source: std::io::Error,
     },
+    #[error("failed to set up the {kind} kind: {message}")]
+    Kind { kind: &'static str, message: String },
     #[error("failed to reach the daemon at {url}: {message}")]
     QueryDaemon { url: String, message: String },
 }

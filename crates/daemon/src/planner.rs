@@ -136,6 +136,7 @@ impl PlanReport {
                         ("!", format!("drifted, not acted on: {reason}"))
                     }
                     Verdict::Unmanaged { reason } => ("?", format!("unmanaged: {reason}")),
+                    Verdict::Failed { reason } => ("!", format!("failed: {reason}")),
                 };
                 out.push_str(&format!("  {marker} {}: {text}\n", resource.id));
                 let changes = match &resource.verdict {

@@ -1,0 +1,117 @@
+//! The `marathon_app` reconciler (glue, does I/O): observe through the client, plan with
+//! `diff::plan`, apply one action.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use converged_core::plan::KindPlan;
+use converged_core::reconciler::Reconciler;
+use converged_core::{DesiredState, Kind, ReconcileError};
+
+use super::api::MarathonApi;
+use super::diff::{self, MarathonAction, MarathonObserved};
+use super::normalize::Profile;
+
+pub struct MarathonApps {
+    api: Arc<dyn MarathonApi>,
+    deployment_deadline: Duration,
+}
+
+impl MarathonApps {
+    pub fn new(api: Arc<dyn MarathonApi>, deployment_deadline: Duration) -> Self {
+        Self {
+            api,
+            deployment_deadline,
+        }
+    }
+}
+
+#[async_trait]
+impl Reconciler for MarathonApps {
+    type Observed = MarathonObserved;
+    type Action = MarathonAction;
+    const KIND: Kind = Kind::MarathonApp;
+
+    async fn observe(&self, desired: &DesiredState) -> Result<MarathonObserved, ReconcileError> {
+        let (info, apps, deployments) = tokio::try_join!(
+            self.api.info(),
+            self.api.list_apps(),
+            self.api.list_deployments()
+        )
+        .map_err(crate::MesosError::into_observe)?;
+        let observed_at = SystemTime::now();
+        let overdue = deployments.iter().any(|d| {
+            d.started_at
+                .and_then(|started| observed_at.duration_since(started).ok())
+                .is_some_and(|running| running > self.deployment_deadline)
+        });
+        // The queue only explains stuck deployments, so it is read only when one is overdue.
+        let queue = if overdue {
+            self.api
+                .launch_queue()
+                .await
+                .map_err(crate::MesosError::into_observe)?
+        } else {
+            Vec::new()
+        };
+        let secrets = diff::secret_refs(desired)
+            .into_iter()
+            .map(|reference| {
+                let resolved = reference.resolve().map_err(|err| err.to_string());
+                (reference, resolved)
+            })
+            .collect();
+        Ok(MarathonObserved {
+            profile: Profile::from_version(&info.version),
+            apps,
+            deployments,
+            queue,
+            secrets,
+            observed_at,
+            deployment_deadline: self.deployment_deadline,
+        })
+    }
+
+    fn plan(desired: &DesiredState, observed: &MarathonObserved) -> KindPlan<MarathonAction> {
+        diff::plan(desired, observed)
+    }
+
+    async fn apply(&self, action: &MarathonAction) -> Result<(), ReconcileError> {
+        match action {
+            MarathonAction::Create { id, body } => {
+                self.api
+                    .create_app(body)
+                    .await
+                    .map_err(|e| e.into_apply("create"))?;
+                tracing::info!(app = %id, "created app");
+            }
+            MarathonAction::Replace {
+                id,
+                body,
+                full_replacement,
+            } => {
+                self.api
+                    .replace_app(id, body, *full_replacement)
+                    .await
+                    .map_err(|e| e.into_apply("update"))?;
+                tracing::info!(app = %id, "updated app");
+            }
+            MarathonAction::Delete { id } => {
+                self.api
+                    .delete_app(id)
+                    .await
+                    .map_err(|e| e.into_apply("delete"))?;
+                tracing::info!(app = %id, "deleted app");
+            }
+            MarathonAction::Rollback { id, deployment } => {
+                self.api
+                    .rollback_deployment(deployment)
+                    .await
+                    .map_err(|e| e.into_apply("rollback"))?;
+                tracing::info!(app = %id, deployment = %deployment, "rolled back deployment");
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,175 @@
+//! The simulated Marathon: configuration, the scheduler loop talking to the leading master, and
+//! the REST API.
+pub mod api;
+pub mod app;
+pub mod state;
+
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use crate::leader::{Election, ZkGroup, parse_zk_url};
+use crate::mesos::locator::MasterLocator;
+use crate::mesos::protocol::{FrameworkSync, INTERNAL, SyncReply};
+use crate::{Error, server};
+use app::Profile;
+use state::{MarathonState, Timing};
+
+/// Configuration of one Marathon process.
+#[derive(Clone, Debug)]
+pub struct MarathonConfig {
+    /// Address the HTTP server is bound to.
+    pub addr: SocketAddr,
+    /// Hostname advertised (defaults to the IP).
+    pub hostname: String,
+    /// `--master`.
+    pub master: String,
+    /// `--zk zk://.../marathon` for HA leader election.
+    pub zk: Option<String>,
+    /// `--http_credentials user:password`.
+    pub http_credentials: Option<(String, String)>,
+    /// Release imitated.
+    pub profile: Profile,
+    /// Timing knobs.
+    pub timing: Timing,
+    /// Scheduler tick.
+    pub tick: Duration,
+    /// ZooKeeper session timeout.
+    pub zk_session_timeout: Duration,
+    /// Serve the `/__sim/` admin API.
+    pub admin: bool,
+}
+
+/// A running Marathon.
+pub struct Marathon {
+    /// Configuration.
+    pub cfg: MarathonConfig,
+    /// Leadership.
+    pub election: Election,
+    state: Mutex<MarathonState>,
+    framework_id: Mutex<Option<String>>,
+}
+
+impl Marathon {
+    /// Locks the state.
+    pub fn lock(&self) -> MutexGuard<'_, MarathonState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `host:port` of this instance.
+    pub fn host_port(&self) -> String {
+        format!("{}:{}", self.cfg.hostname, self.cfg.addr.port())
+    }
+
+    /// The framework id, once registered.
+    pub fn framework_id(&self) -> Option<String> {
+        self.framework_id.lock().map(|g| g.clone()).unwrap_or(None)
+    }
+}
+
+async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
+    let client = reqwest::Client::new();
+    let mut last_master: Option<String> = None;
+    loop {
+        tokio::time::sleep(m.cfg.tick).await;
+        if !m.election.state().elected {
+            continue;
+        }
+        let reports = {
+            let mut st = m.lock();
+            st.tick();
+            st.reports()
+        };
+        let finished = reports
+            .iter()
+            .filter(|r| !matches!(r.state.as_str(), "TASK_STAGING" | "TASK_RUNNING"))
+            .count();
+        let sync = FrameworkSync {
+            id: m.framework_id(),
+            name: "marathon".into(),
+            hostname: m.cfg.hostname.clone(),
+            pid: format!("scheduler-{}@{}", m.cfg.addr.port(), m.cfg.addr),
+            webui_url: format!("http://{}", m.host_port()),
+            capabilities: match m.cfg.profile {
+                Profile::V110 => vec![
+                    "PARTITION_AWARE".into(),
+                    "TASK_KILLING_STATE".into(),
+                    "REGION_AWARE".into(),
+                ],
+                Profile::V11 => Vec::new(),
+            },
+            tasks: reports,
+        };
+        let current = locator.current();
+        match locator
+            .post::<_, SyncReply>(&client, &format!("{INTERNAL}/framework/sync"), &sync)
+            .await
+        {
+            Ok(Some(reply)) => {
+                if m.framework_id().is_none() {
+                    tracing::info!(framework_id = %reply.framework_id, "Registered with Mesos");
+                }
+                if let Ok(mut g) = m.framework_id.lock() {
+                    *g = Some(reply.framework_id);
+                }
+                let same = current == last_master;
+                let mut st = m.lock();
+                st.set_agents(reply.agents, same);
+                let n = finished.min(st.finished.len());
+                st.finished.drain(..n);
+                last_master = current;
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::debug!(error = %e, "failed to sync with master");
+                m.lock().agents.clear();
+            }
+        }
+    }
+}
+
+/// Starts Marathon's election and scheduler; returns the shared instance.
+pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
+    let locator = MasterLocator::new(&cfg.master, cfg.zk_session_timeout)?;
+    let me = format!("{}:{}", cfg.hostname, cfg.addr.port());
+    let election = match &cfg.zk {
+        Some(url) => {
+            let (servers, path) = parse_zk_url(url)?;
+            // [1.1.1] Twitter-commons group `member_` under `<zk>/leader`; [HEAD] Curator latch under
+            // `<zk>/leader-curator` [`MAR@1.1.1:M/ZookeeperConf.scala:55`; `MAR@HEAD:M/ZookeeperConf.scala:80-81`].
+            let (dir, prefix, marker) = match cfg.profile {
+                Profile::V11 => ("leader", "member_".to_string(), "member_"),
+                Profile::V110 => (
+                    "leader-curator",
+                    format!("_c_{}-latch-", uuid::Uuid::new_v4()),
+                    "-latch-",
+                ),
+            };
+            Election::zookeeper(
+                ZkGroup {
+                    servers,
+                    path: format!("{path}/{dir}"),
+                    prefix,
+                    marker: marker.to_string(),
+                    session_timeout: cfg.zk_session_timeout,
+                },
+                Some(me),
+            )
+        }
+        None => Election::fixed(me),
+    };
+    let m = Arc::new(Marathon {
+        state: Mutex::new(MarathonState::new(cfg.profile, cfg.timing)),
+        cfg,
+        election,
+        framework_id: Mutex::new(None),
+    });
+    tokio::spawn(scheduler(m.clone(), locator));
+    Ok(m)
+}
+
+/// Runs Marathon on `listener` until the process ends.
+pub async fn run(cfg: MarathonConfig, listener: tokio::net::TcpListener) -> Result<(), Error> {
+    let m = start(cfg)?;
+    server::serve(listener, api::router(m)).await
+}
