@@ -15,6 +15,7 @@ fn example() -> PathBuf {
 fn converged(args: &[&str]) -> Output {
     Command::new(BINARY)
         .args(args)
+        .envs(LOOPBACK_ONLY_AWS)
         .env_remove("CONVERGED_CONFIG")
         .output()
         .expect("the converged binary runs")
@@ -86,6 +87,28 @@ fn version_names_the_git_revision() {
     assert!(text.starts_with("converged 0.1.0 (git "), "{text}");
 }
 
+/// Whatever a test desired state says, AWS requests could only go to a closed loopback port
+/// with fake credentials: no metadata probe, nothing leaves the machine.
+const LOOPBACK_ONLY_AWS: [(&str, &str); 4] = [
+    ("AWS_EC2_METADATA_DISABLED", "true"),
+    ("AWS_ACCESS_KEY_ID", "test"),
+    ("AWS_SECRET_ACCESS_KEY", "test"),
+    ("CONVERGED__AWS__ENDPOINT_URL", "http://127.0.0.1:9"),
+];
+
+/// The example's apps under a cluster without nodes: the layers that would need AWS, SSH or a
+/// Marathon are off.
+fn apps_only_desired_state(dir: &Path) -> PathBuf {
+    let desired = dir.join("desired");
+    copy_dir(&example().join("apps"), &desired.join("apps"));
+    std::fs::write(
+        desired.join("cluster.toml"),
+        "[cluster]\nname = \"clickcount\"\n",
+    )
+    .unwrap();
+    desired
+}
+
 /// A running daemon on a free loopback port, stopped with SIGTERM on drop.
 struct Daemon {
     child: Child,
@@ -116,6 +139,7 @@ impl Daemon {
         .unwrap();
         let child = Command::new(BINARY)
             .args(["run", "--config", config.to_str().unwrap()])
+            .envs(LOOPBACK_ONLY_AWS)
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -199,7 +223,9 @@ fn promtool() -> PathBuf {
 
 #[test]
 fn run_serves_status_and_metrics_guards_posts_and_drains_on_sigterm() {
-    let daemon = Daemon::start(&example());
+    let dir = tempfile::tempdir().unwrap();
+    let desired = apps_only_desired_state(dir.path());
+    let daemon = Daemon::start(&desired);
     assert_eq!(daemon.get("/healthz").0, 200);
 
     let (code, body) = daemon.get("/status");
@@ -210,7 +236,7 @@ fn run_serves_status_and_metrics_guards_posts_and_drains_on_sigterm() {
         .as_str()
         .unwrap()
         .to_owned();
-    let validate = converged(&["validate", "--json", example().to_str().unwrap()]);
+    let validate = converged(&["validate", "--json", desired.to_str().unwrap()]);
     let validated: serde_json::Value = serde_json::from_slice(&validate.stdout).unwrap();
     assert_eq!(
         validated["revision"],
@@ -258,6 +284,7 @@ fn run_serves_status_and_metrics_guards_posts_and_drains_on_sigterm() {
 
     let plan = Command::new(BINARY)
         .args(["plan", "--config", daemon.config.to_str().unwrap()])
+        .envs(LOOPBACK_ONLY_AWS)
         .output()
         .unwrap();
     assert_eq!(

@@ -1,0 +1,409 @@
+//! `converged-bench`: measures converged against real peers (the simulator for Mesos and
+//! Marathon) and prints one JSON object per measurement for `scripts/bench.sh` to tabulate.
+//! Numbers about speed come only from here, never from tests.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::{Parser, Subcommand};
+use converged::engine::{CycleRequest, Engine, EngineSettings, Trigger};
+use converged::metrics::Metrics;
+use converged::status::Shared;
+use converged_core::api::{ApiOutcome, ApiRecorder};
+use converged_core::condition::Condition;
+use converged_core::reconciler::Registry;
+use converged_mesos::marathon::api::{HttpMarathon, MarathonEndpoint};
+use converged_mesos::marathon::reconciler::MarathonApps;
+use converged_testkit::SimProcess;
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(about = "Benchmarks for converged; prints JSON lines.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Cost of a no-op cycle over N converged Marathon apps spread over the agents.
+    MarathonNoop {
+        #[arg(long)]
+        apps: usize,
+        #[arg(long, default_value_t = 100)]
+        agents: usize,
+        #[arg(long, default_value_t = 20)]
+        cycles: usize,
+    },
+    /// Time from saving an app file to the first corrective request, and from a change made
+    /// behind converged's back to its detection and correction.
+    Reaction {
+        #[arg(long, default_value_t = 20)]
+        edits: usize,
+        #[arg(long, default_value_t = 10)]
+        drifts: usize,
+        /// The resync interval used for the drift measurement.
+        #[arg(long, default_value = "5")]
+        resync_seconds: u64,
+    },
+}
+
+/// Records every request with the moment it left (end minus duration), besides the metrics.
+struct Timeline {
+    metrics: Metrics,
+    sent: Mutex<Vec<(&'static str, Instant)>>,
+}
+
+impl ApiRecorder for Timeline {
+    fn record(
+        &self,
+        service: &'static str,
+        operation: &'static str,
+        outcome: ApiOutcome,
+        seconds: f64,
+    ) {
+        self.metrics.record(service, operation, outcome, seconds);
+        let sent = Instant::now() - Duration::from_secs_f64(seconds);
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .push((operation, sent));
+    }
+}
+
+impl Timeline {
+    fn first_after(&self, operation: &str, after: Instant) -> Option<Instant> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .iter()
+            .filter(|(op, at)| *op == operation && *at >= after)
+            .map(|(_, at)| *at)
+            .min()
+    }
+}
+
+struct Peers {
+    _master: SimProcess,
+    _agents: Vec<SimProcess>,
+    marathon: SimProcess,
+}
+
+fn start_peers(agents: usize) -> Peers {
+    let master = SimProcess::mesos_master("127.0.0.1:0", &[]);
+    let agents = (0..agents)
+        .map(|index| {
+            SimProcess::mesos_agent(
+                "127.0.0.1:0",
+                &[
+                    "--master",
+                    &master.url,
+                    "--hostname",
+                    &format!("agent-{index}"),
+                    "--resources",
+                    "cpus:16;mem:65536;disk:100000;ports:[31000-32000]",
+                    "--attributes",
+                    "env:bench",
+                ],
+            )
+        })
+        .collect();
+    let marathon = SimProcess::marathon(
+        "127.0.0.1:0",
+        &[
+            "--master",
+            &master.url,
+            "--staging-delay",
+            "50ms",
+            "--tick",
+            "100ms",
+            "--time-scale",
+            "0.01",
+        ],
+    );
+    Peers {
+        _master: master,
+        _agents: agents,
+        marathon,
+    }
+}
+
+fn write_desired(dir: &Path, apps: usize) -> anyhow::Result<PathBuf> {
+    let desired = dir.join("desired");
+    std::fs::create_dir_all(desired.join("apps"))?;
+    std::fs::write(
+        desired.join("cluster.toml"),
+        "[cluster]\nname = \"bench\"\n",
+    )?;
+    for index in 0..apps {
+        let app = json!({"id": format!("/bench/app-{index}"), "cmd": "sleep 100000", "cpus": 0.01, "mem": 8,
+                         "instances": 1, "labels": {"index": index.to_string()}});
+        std::fs::write(
+            desired.join(format!("apps/app-{index}.json")),
+            app.to_string(),
+        )?;
+    }
+    Ok(desired)
+}
+
+struct Setup {
+    timeline: Arc<Timeline>,
+    shared: Arc<Shared>,
+    registry: Registry,
+    desired: PathBuf,
+}
+
+fn setup(peers: &Peers, dir: &Path, apps: usize) -> anyhow::Result<Setup> {
+    let desired = write_desired(dir, apps)?;
+    let metrics = Metrics::new()?;
+    let timeline = Arc::new(Timeline {
+        metrics: metrics.clone(),
+        sent: Mutex::new(Vec::new()),
+    });
+    let endpoint = MarathonEndpoint {
+        urls: vec![peers.marathon.url.clone()],
+        credentials: None,
+        allowed_networks: vec!["127.0.0.0/8".parse()?],
+    };
+    let client = HttpMarathon::new(endpoint, timeline.clone())?;
+    let mut registry = Registry::default();
+    registry.register(MarathonApps::new(
+        Arc::new(client),
+        Duration::from_secs(600),
+    ));
+    Ok(Setup {
+        timeline,
+        shared: Arc::new(Shared::new(metrics)),
+        registry,
+        desired,
+    })
+}
+
+fn all_in_sync(shared: &Shared) -> bool {
+    let resources = shared.snapshot().resources;
+    !resources.is_empty() && resources.iter().all(|r| r.condition == Condition::InSync)
+}
+
+/// utime + stime of this process, in seconds (all threads).
+fn cpu_seconds() -> anyhow::Result<f64> {
+    let stat = std::fs::read_to_string("/proc/self/stat")?;
+    let after_name = stat
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .context("no comm in /proc/self/stat")?;
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
+    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
+    Ok((utime + stime) / 100.0)
+}
+
+/// Peak resident set size of this process, in MiB.
+fn peak_rss_mib() -> anyhow::Result<f64> {
+    let status = std::fs::read_to_string("/proc/self/status")?;
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .context("no VmHWM")?;
+    let kib: f64 = line
+        .split_whitespace()
+        .nth(1)
+        .context("no value")?
+        .parse()?;
+    Ok(kib / 1024.0)
+}
+
+fn request_counts(metrics: &Metrics) -> serde_json::Value {
+    let text = metrics.render();
+    let mut counts = serde_json::Map::new();
+    for line in text
+        .lines()
+        .filter(|l| l.starts_with("converged_api_requests_total{"))
+    {
+        let operation = line
+            .split("operation=\"")
+            .nth(1)
+            .and_then(|r| r.split('"').next())
+            .unwrap_or("?");
+        let value: f64 = line
+            .rsplit(' ')
+            .next()
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0.0);
+        let entry = counts.entry(operation.to_owned()).or_insert(json!(0.0));
+        *entry = json!(entry.as_f64().unwrap_or(0.0) + value);
+    }
+    serde_json::Value::Object(counts)
+}
+
+fn request_seconds(metrics: &Metrics) -> f64 {
+    metrics
+        .api_request_duration_seconds
+        .with_label_values(&["marathon"])
+        .get_sample_sum()
+}
+
+async fn marathon_noop(apps: usize, agents: usize, cycles: usize) -> anyhow::Result<()> {
+    let peers = start_peers(agents);
+    let dir = tempfile::tempdir()?;
+    let setup = setup(&peers, dir.path(), apps)?;
+    let mut engine = Engine::new(
+        EngineSettings::new(setup.desired.clone(), Duration::from_secs(3600)),
+        setup.registry.clone(),
+        setup.shared.clone(),
+        None,
+        CancellationToken::new(),
+    );
+    let started = Instant::now();
+    while !all_in_sync(&setup.shared) {
+        if started.elapsed() > Duration::from_secs(600) {
+            bail!("{apps} apps did not converge in 10 minutes");
+        }
+        engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let cold = started.elapsed();
+    let metrics = &setup.timeline.metrics;
+    for _ in 0..cycles {
+        let before_requests = request_counts(metrics);
+        let before_cpu = cpu_seconds()?;
+        let before_wait = request_seconds(metrics);
+        let wall = Instant::now();
+        let report = engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+        let wall = wall.elapsed().as_secs_f64();
+        let cpu = cpu_seconds()? - before_cpu;
+        let waited = request_seconds(metrics) - before_wait;
+        let after = request_counts(metrics);
+        let mut delta = serde_json::Map::new();
+        for (operation, count) in after.as_object().into_iter().flatten() {
+            let was = before_requests[operation].as_f64().unwrap_or(0.0);
+            let now = count.as_f64().unwrap_or(0.0);
+            if now > was {
+                delta.insert(operation.clone(), json!(now - was));
+            }
+        }
+        println!(
+            "{}",
+            json!({"bench": "marathon_noop", "apps": apps, "agents": agents, "wall_seconds": wall,
+                   "cpu_seconds": cpu, "request_seconds": waited, "requests": delta,
+                   "writes": report.applied, "cold_convergence_seconds": cold.as_secs_f64()})
+        );
+    }
+    println!(
+        "{}",
+        json!({"bench": "marathon_noop_rss", "apps": apps, "peak_rss_mib": peak_rss_mib()?})
+    );
+    Ok(())
+}
+
+async fn reaction(edits: usize, drifts: usize, resync_seconds: u64) -> anyhow::Result<()> {
+    let peers = start_peers(2);
+    let dir = tempfile::tempdir()?;
+    let setup = setup(&peers, dir.path(), 3)?;
+    let (triggers, receiver) = tokio::sync::mpsc::channel(64);
+    let shutdown = CancellationToken::new();
+    let engine = Engine::new(
+        EngineSettings::new(setup.desired.clone(), Duration::from_secs(resync_seconds)),
+        setup.registry.clone(),
+        setup.shared.clone(),
+        None,
+        shutdown.clone(),
+    );
+    let _watch = converged::watch::watch(&setup.desired, triggers.clone())?;
+    let task = tokio::spawn(engine.run(receiver));
+    wait_in_sync(&setup.shared).await?;
+    let app_file = setup.desired.join("apps/app-0.json");
+    for edit in 0..edits {
+        let instances = if edit % 2 == 0 { 2 } else { 1 };
+        let app = json!({"id": "/bench/app-0", "cmd": "sleep 100000", "cpus": 0.01, "mem": 8,
+                         "instances": instances, "labels": {"index": "0"}});
+        let saved = Instant::now();
+        std::fs::write(&app_file, app.to_string())?;
+        let sent = wait_for_request(&setup.timeline, "replace_app", saved).await?;
+        println!(
+            "{}",
+            json!({"bench": "edit_to_request", "seconds": sent.duration_since(saved).as_secs_f64()})
+        );
+        wait_in_sync(&setup.shared).await?;
+    }
+    let http = reqwest::Client::new();
+    for drift in 0..drifts {
+        let instances = if drift % 2 == 0 { 3 } else { 4 };
+        let changed = Instant::now();
+        let status = http
+            .put(format!("{}/v2/apps/bench/app-1", peers.marathon.url))
+            .json(&json!({"instances": instances}))
+            .send()
+            .await?
+            .status();
+        if !status.is_success() {
+            bail!("the hand change was refused: {status}");
+        }
+        let corrected = wait_for_request(&setup.timeline, "replace_app", changed).await?;
+        let detected = setup
+            .timeline
+            .first_after("list_apps", changed)
+            .context("no observation after the change")?;
+        println!(
+            "{}",
+            json!({"bench": "drift_to_correction", "resync_seconds": resync_seconds,
+                   "seconds": corrected.duration_since(changed).as_secs_f64(),
+                   "detection_seconds": detected.duration_since(changed).as_secs_f64()})
+        );
+        wait_in_sync(&setup.shared).await?;
+    }
+    shutdown.cancel();
+    let _ = task.await;
+    Ok(())
+}
+
+async fn wait_for_request(
+    timeline: &Timeline,
+    operation: &str,
+    after: Instant,
+) -> anyhow::Result<Instant> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        if let Some(at) = timeline.first_after(operation, after) {
+            return Ok(at);
+        }
+        if Instant::now() > deadline {
+            bail!("no {operation} request within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn wait_in_sync(shared: &Shared) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    while !all_in_sync(shared) {
+        if Instant::now() > deadline {
+            bail!("not in sync within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    match Cli::parse().command {
+        Command::MarathonNoop {
+            apps,
+            agents,
+            cycles,
+        } => marathon_noop(apps, agents, cycles).await,
+        Command::Reaction {
+            edits,
+            drifts,
+            resync_seconds,
+        } => reaction(edits, drifts, resync_seconds).await,
+    }
+}

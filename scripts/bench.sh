@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Runs the benchmarks against real peers and regenerates docs/benchmarks.md and its plot.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if ! command -v gnuplot >/dev/null; then
+  log "installing gnuplot"
+  sudo_cmd=()
+  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+  "${sudo_cmd[@]}" apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends gnuplot-nox
+fi
+
+log "building release binaries"
+cargo build --release -p converged-bench -p converged-sim
+export CONVERGED_SIM_BIN="$PWD/target/release/converged-sim"
+results=$(mktemp -d)
+trap 'rm -rf "$results"' EXIT
+
+for apps in 10 100 1000; do
+  log "no-op cycles over $apps Marathon apps on 100 agents"
+  target/release/converged-bench marathon-noop --apps "$apps" --agents 100 --cycles 20 >> "$results/noop.jsonl"
+done
+log "reaction times"
+target/release/converged-bench reaction --edits 20 --drifts 10 --resync-seconds 5 >> "$results/reaction.jsonl"
+
+python3 scripts/bench_report.py "$results" "$results/scaling.dat" > docs/benchmarks.md
+gnuplot <<GNUPLOT
+set terminal pngcairo size 900,500
+set output "docs/benchmarks.png"
+set logscale x
+set xlabel "Marathon apps"
+set ylabel "per no-op cycle"
+set y2label "peak RSS (MiB)"
+set y2tics
+set key left top
+plot "$results/scaling.dat" using 1:3 with linespoints title "wall (ms)", \
+     "$results/scaling.dat" using 1:4 with linespoints title "converged CPU (ms)", \
+     "$results/scaling.dat" using 1:2 with linespoints title "requests", \
+     "$results/scaling.dat" using 1:5 axes x1y2 with linespoints title "peak RSS (MiB)"
+GNUPLOT
+log "wrote docs/benchmarks.md and docs/benchmarks.png"
