@@ -10,6 +10,8 @@ log() { printf '==> %s\n' "$*" >&2; }
 apt_packages=(
   prometheus      # promtool check metrics on a real scrape
   zookeeper       # real ZooKeeper ensembles for the simulator and ensemble tests
+  openssh-server  # one sshd per test host
+  systemd         # systemd-analyze verify/security on the unit
 )
 missing=()
 for package in "${apt_packages[@]}"; do
@@ -38,6 +40,9 @@ for component in rustfmt clippy; do
     rustup component add "${component}"
   fi
 done
+
+# No test may reach the instance metadata service or real AWS credentials.
+export AWS_EC2_METADATA_DISABLED=true
 
 log "cargo fmt --check"
 cargo fmt --all --check

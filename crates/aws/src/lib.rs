@@ -57,8 +57,13 @@ impl AwsSettings {
     }
 }
 
-/// Adds the three AWS kinds to `registry`, sharing one context.
-pub fn register(registry: &mut Registry, settings: AwsSettings, recorder: Arc<dyn ApiRecorder>) {
+/// Adds the three AWS kinds to `registry`, sharing one context. Returns the instance client,
+/// which the daemon also uses to find the nodes' addresses.
+pub fn register(
+    registry: &mut Registry,
+    settings: AwsSettings,
+    recorder: Arc<dyn ApiRecorder>,
+) -> Arc<dyn instance::api::InstanceApi> {
     let intents = intent::IntentStore::new(&settings.state_dir);
     let context = Arc::new(AwsContext::new(settings, recorder));
     let instances = Arc::new(instance::api::Ec2Instances::new(Arc::clone(&context)));
@@ -71,6 +76,7 @@ pub fn register(registry: &mut Registry, settings: AwsSettings, recorder: Arc<dy
     ));
     registry.register(dns_record::DnsRecordReconciler::new(
         Arc::new(dns_record::api::Route53Records::new(context)),
-        instances,
+        Arc::clone(&instances) as Arc<dyn instance::api::InstanceApi>,
     ));
+    instances
 }

@@ -88,6 +88,36 @@ pub struct SshConfig {
     /// When set, no SSH or HTTP connection is made to a node address outside these CIDRs.
     #[serde(default)]
     pub allowed_networks: Vec<ipnet::IpNet>,
+    /// Which address of a node's instance to use: `private` (inside the VPC) or `public`.
+    #[serde(default)]
+    pub address: AddressKind,
+    /// How services run on the nodes: `docker` (production) or `exec` (supervised processes,
+    /// for hosts without docker: the sandbox and the tests).
+    #[serde(default)]
+    pub runtime: RuntimeChoice,
+    /// Where each service keeps its files on a node (exec runtime: pid, spec hash, log).
+    #[serde(default = "default_service_root")]
+    pub service_root: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddressKind {
+    #[default]
+    Private,
+    Public,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RuntimeChoice {
+    #[default]
+    Docker,
+    Exec,
+}
+
+fn default_service_root() -> String {
+    "/var/lib/converged-services".into()
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -116,12 +146,7 @@ impl Default for MarathonConfig {
 
 impl MarathonConfig {
     pub fn urls(&self) -> Vec<String> {
-        self.url
-            .split(',')
-            .map(str::trim)
-            .filter(|url| !url.is_empty())
-            .map(str::to_owned)
-            .collect()
+        split_urls(&self.url)
     }
 }
 
@@ -129,12 +154,42 @@ fn default_deployment_deadline() -> Duration {
     Duration::from_secs(600)
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MesosConfig {
-    /// Overrides discovery; empty means the nodes running mesos-master.
+    /// Comma-separated master URLs; empty means the nodes running mesos-master.
     #[serde(default)]
     pub url: String,
+    /// How long an agent may be missing or inactive before its service is restarted.
+    #[serde(default = "default_agent_grace", deserialize_with = "duration")]
+    pub agent_grace: Duration,
+}
+
+impl Default for MesosConfig {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            agent_grace: default_agent_grace(),
+        }
+    }
+}
+
+impl MesosConfig {
+    pub fn urls(&self) -> Vec<String> {
+        split_urls(&self.url)
+    }
+}
+
+fn default_agent_grace() -> Duration {
+    Duration::from_secs(60)
+}
+
+fn split_urls(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(str::trim)
+        .filter(|url| !url.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 impl Default for HttpConfig {
@@ -163,6 +218,9 @@ impl Default for SshConfig {
             known_hosts: default_known_hosts(),
             address_overrides: BTreeMap::new(),
             allowed_networks: Vec::new(),
+            address: AddressKind::default(),
+            runtime: RuntimeChoice::default(),
+            service_root: default_service_root(),
         }
     }
 }

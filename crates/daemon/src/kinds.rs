@@ -6,11 +6,21 @@ use std::sync::Arc;
 use converged_core::api::ApiRecorder;
 use converged_core::reconciler::Registry;
 use converged_core::secret::SecretRef;
+use converged_hosts::{
+    AllowedNetworks, HostLayer, HostServices, Runtime, RuntimeKind, SshPool, SshSettings,
+};
+use converged_mesos::agent::api::HttpMesosMaster;
+use converged_mesos::agent::reconciler::MesosAgents;
 use converged_mesos::marathon::api::{HttpMarathon, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
+use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
 
-use crate::config::DaemonConfig;
+use crate::addresses::InstanceAddresses;
+use crate::config::{DaemonConfig, RuntimeChoice};
 use crate::error::DaemonError;
+
+/// The service whose restarts the ensemble kind rolls out itself, one member at a time.
+const ROLLED_BY_ENSEMBLE: &str = "zookeeper";
 
 pub fn registry(
     config: &DaemonConfig,
@@ -22,7 +32,51 @@ pub fn registry(
     // nodes or a [dns] section.
     let mut aws = converged_aws::AwsSettings::new(&config.state_dir);
     aws.endpoint_url = Some(config.aws.endpoint_url.clone()).filter(|url| !url.is_empty());
-    converged_aws::register(&mut registry, aws, Arc::clone(&recorder));
+    let instances = converged_aws::register(&mut registry, aws, Arc::clone(&recorder));
+
+    // host_service, zookeeper_ensemble, mesos_agent: they reach nodes over SSH only when the
+    // desired state has nodes with roles.
+    let allowed = AllowedNetworks::new(config.ssh.allowed_networks.clone());
+    let mut ssh = SshSettings::new(
+        config.ssh.user.clone(),
+        config.ssh.key_file.clone(),
+        config.ssh.known_hosts.clone(),
+    );
+    ssh.allowed_networks = allowed.clone();
+    let pool = Arc::new(SshPool::new(ssh, Arc::clone(&recorder)));
+    let addresses = Arc::new(InstanceAddresses::new(
+        config.ssh.address_overrides.clone(),
+        instances,
+        config.ssh.address,
+    ));
+    let runtime = match config.ssh.runtime {
+        RuntimeChoice::Docker => RuntimeKind::Docker,
+        RuntimeChoice::Exec => RuntimeKind::Exec,
+    };
+    let ids = Arc::new(IdStore::new(&config.state_dir));
+    let layer = Arc::new(
+        HostLayer::new(
+            pool,
+            addresses,
+            Runtime::new(runtime, config.ssh.service_root.clone()),
+            allowed.clone(),
+        )
+        .with_extras(Arc::new(EnsembleFiles::new(Arc::clone(&ids))))
+        .with_rolling(ROLLED_BY_ENSEMBLE),
+    );
+    registry.register(HostServices::new(Arc::clone(&layer)));
+    registry.register(Ensemble::new(Arc::clone(&layer), ids));
+    let master =
+        HttpMesosMaster::new(allowed, Arc::clone(&recorder)).map_err(|err| DaemonError::Kind {
+            kind: "mesos_agent",
+            message: err.to_string(),
+        })?;
+    registry.register(MesosAgents::new(
+        layer,
+        Arc::new(master),
+        config.mesos.urls(),
+        config.mesos.agent_grace,
+    ));
 
     let urls = config.marathon.urls();
     if !urls.is_empty() {

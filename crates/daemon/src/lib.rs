@@ -2,6 +2,7 @@
 //! state. This library holds everything but `main`, so the CLI, the engine and the HTTP router
 //! can be tested without a process or a socket.
 
+pub mod addresses;
 pub mod audit;
 pub mod cli;
 pub mod config;

@@ -1,5 +1,6 @@
 //! Test harness for real peers: a ZooKeeper ensemble on loopback aliases (Debian's jar) and
-//! `converged-sim` processes. A missing peer binary is a panic with a clear message, never a skip.
+//! `converged-sim` processes, SSH test hosts (`hosts`) and a reconcile driver (`driver`). A missing
+//! peer binary is a panic with a clear message, never a skip.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -7,6 +8,11 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
+
+pub mod driver;
+pub mod hosts;
+
+pub use hosts::{HostOptions, TestHost, TestHosts};
 
 /// Errors of the harness (most are turned into panics by the convenience constructors).
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,175 @@
+//! Host key pinning (does file I/O): `ssh.known_hosts` holds one line per host,
+//! `<ip>:<port> <key type> <base64>`. The first key a host offers is recorded (trust on first
+//! use); keys written there beforehand are pinned up front. A different key is refused.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use crate::error::HostsError;
+
+/// What checking an offered key concluded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyCheck {
+    /// The pinned key was offered.
+    Matches,
+    /// Nothing was pinned; the offered key is now recorded.
+    Pinned,
+    /// Another key is pinned.
+    Changed { pinned: String },
+}
+
+#[derive(Debug)]
+pub struct KnownHosts {
+    path: PathBuf,
+    lock: Mutex<()>,
+}
+
+impl KnownHosts {
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        Self {
+            path: path.into(),
+            lock: Mutex::new(()),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Compares `offered` (OpenSSH public key text, without comment) with the pinned key of
+    /// `address`, recording it when none is pinned.
+    pub fn check(
+        &self,
+        node: &str,
+        address: SocketAddr,
+        offered: &str,
+    ) -> Result<KeyCheck, HostsError> {
+        let _guard = self
+            .lock
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut pins = self.read(node)?;
+        let host = address.to_string();
+        if let Some(pinned) = pins.get(&host) {
+            return Ok(if pinned == offered {
+                KeyCheck::Matches
+            } else {
+                KeyCheck::Changed {
+                    pinned: pinned.clone(),
+                }
+            });
+        }
+        pins.insert(host, offered.to_owned());
+        self.write(node, &pins)?;
+        Ok(KeyCheck::Pinned)
+    }
+
+    fn read(&self, node: &str) -> Result<BTreeMap<String, String>, HostsError> {
+        let text = match std::fs::read_to_string(&self.path) {
+            Ok(text) => text,
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => String::new(),
+            Err(err) => return Err(self.error(node, &err)),
+        };
+        Ok(text
+            .lines()
+            .map(str::trim)
+            .filter(|line| !line.is_empty() && !line.starts_with('#'))
+            .filter_map(|line| {
+                let mut fields = line.split_whitespace();
+                let host = fields.next()?;
+                let key_type = fields.next()?;
+                let key = fields.next()?;
+                Some((host.to_owned(), format!("{key_type} {key}")))
+            })
+            .collect())
+    }
+
+    /// Writes the whole file anew and renames it into place, so a crash never leaves half a
+    /// pin behind.
+    fn write(&self, node: &str, pins: &BTreeMap<String, String>) -> Result<(), HostsError> {
+        let text: String = pins
+            .iter()
+            .map(|(host, key)| format!("{host} {key}\n"))
+            .collect();
+        if let Some(parent) = self.path.parent() {
+            std::fs::create_dir_all(parent).map_err(|err| self.error(node, &err))?;
+        }
+        let temporary = self.path.with_extension("tmp");
+        let mut file = std::fs::File::create(&temporary).map_err(|err| self.error(node, &err))?;
+        file.write_all(text.as_bytes())
+            .and_then(|()| file.sync_all())
+            .map_err(|err| self.error(node, &err))?;
+        std::fs::rename(&temporary, &self.path).map_err(|err| self.error(node, &err))
+    }
+
+    fn error(&self, node: &str, err: &std::io::Error) -> HostsError {
+        HostsError::PinHostKey {
+            node: node.to_owned(),
+            path: self.path.display().to_string(),
+            message: err.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_key_is_pinned_and_a_different_one_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state/known_hosts");
+        let known = KnownHosts::new(&path);
+        let a: SocketAddr = "127.0.0.21:22".parse().unwrap();
+        let b: SocketAddr = "127.0.0.22:22".parse().unwrap();
+        assert_eq!(
+            known.check("a", a, "ssh-ed25519 AAAA1").unwrap(),
+            KeyCheck::Pinned
+        );
+        assert_eq!(
+            known.check("a", a, "ssh-ed25519 AAAA1").unwrap(),
+            KeyCheck::Matches
+        );
+        assert_eq!(
+            known.check("b", b, "ssh-ed25519 BBBB").unwrap(),
+            KeyCheck::Pinned
+        );
+        assert_eq!(
+            KnownHosts::new(&path)
+                .check("a", a, "ssh-ed25519 OTHER")
+                .unwrap(),
+            KeyCheck::Changed {
+                pinned: "ssh-ed25519 AAAA1".into()
+            }
+        );
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(
+            text,
+            "127.0.0.21:22 ssh-ed25519 AAAA1\n127.0.0.22:22 ssh-ed25519 BBBB\n"
+        );
+    }
+
+    #[test]
+    fn keys_given_up_front_are_pinned() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("known_hosts");
+        std::fs::write(
+            &path,
+            "# provided by the operator\n127.0.0.21:22 ssh-ed25519 GIVEN comment\n",
+        )
+        .unwrap();
+        let known = KnownHosts::new(&path);
+        let a: SocketAddr = "127.0.0.21:22".parse().unwrap();
+        assert_eq!(
+            known.check("a", a, "ssh-ed25519 GIVEN").unwrap(),
+            KeyCheck::Matches
+        );
+        assert!(matches!(
+            known.check("a", a, "ssh-ed25519 FIRST-SEEN").unwrap(),
+            KeyCheck::Changed { .. }
+        ));
+    }
+}

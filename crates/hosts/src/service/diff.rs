@@ -1,0 +1,459 @@
+//! The `host_service` plan (pure, no client): node roles × service specs × what each host
+//! runs → start, replace, stop, reach, or a reason to wait or report.
+
+use std::collections::BTreeSet;
+
+use converged_core::model::Role;
+use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
+use converged_core::{DesiredState, ErrorClass, Kind, ResourceId};
+
+use crate::layer::{HostAction, HostsObserved};
+use crate::render::RenderedService;
+use crate::runtime::{RuntimeKind, ServiceState};
+
+/// `host_service/<node>/<service>`.
+pub fn service_id(node: &str, service: &str) -> ResourceId {
+    ResourceId::new(Kind::HostService, format!("{node}/{service}"))
+}
+
+pub fn plan(desired: &DesiredState, observed: &HostsObserved) -> KindPlan<HostAction> {
+    // Everything but ZooKeeper itself needs a serving ensemble (masters elect through it).
+    let ensemble = (desired.nodes_with_role(Role::Zookeeper).count() > 0)
+        .then(|| ResourceId::new(Kind::ZookeeperEnsemble, &desired.cluster.name));
+    let mut resources = Vec::new();
+    let mut wanted = BTreeSet::new();
+    for (node, role, rendered) in observed.desired_services(desired) {
+        let name = role.as_str();
+        wanted.insert((node.clone(), name.to_owned()));
+        let id = service_id(&node, name);
+        let Some(host) = observed.nodes.get(&node) else {
+            resources.push(ResourcePlan::new(
+                id,
+                Verdict::Failed {
+                    reason: format!("node {node} was not observed"),
+                },
+            ));
+            continue;
+        };
+        let address = match &host.address {
+            Ok(address) => address,
+            Err(err) => {
+                resources.push(ResourcePlan::new(
+                    id,
+                    Verdict::Failed {
+                        reason: err.to_string(),
+                    },
+                ));
+                continue;
+            }
+        };
+        let mut depends_on: Vec<ResourceId> = address.depends_on.iter().cloned().collect();
+        if role != Role::Zookeeper {
+            depends_on.extend(ensemble.clone());
+        }
+        let verdict = match (&host.services, rendered) {
+            (Err(err), _) if err.class() == ErrorClass::Unsafe => Verdict::Failed {
+                reason: format!("nothing is run on this host: {err}"),
+            },
+            (Err(err), _) => Verdict::Act {
+                actions: vec![PlannedAction::new(
+                    HostAction::Reach {
+                        node: node.clone(),
+                        ssh: address.ssh,
+                    },
+                    "reach",
+                    format!("host unreachable: {err}"),
+                )],
+            },
+            (Ok(_), Err(reason)) => Verdict::Failed { reason },
+            (Ok(running), Ok(service)) => match runnable(&service, observed.runtime.kind) {
+                Err(reason) => Verdict::Failed { reason },
+                Ok(()) => service_verdict(
+                    service,
+                    running.get(name),
+                    address.ssh,
+                    observed.rolling.contains(name),
+                ),
+            },
+        };
+        let rolling_drift = matches!(verdict, Verdict::Drifted { .. });
+        let mut plan = ResourcePlan::new(id, verdict).depends_on(depends_on);
+        if rolling_drift {
+            // Running with an older spec: still usable while the roll-out proceeds.
+            plan = plan.ready(true);
+        }
+        resources.push(plan);
+    }
+    for (node, host) in &observed.nodes {
+        let (Ok(address), Ok(running)) = (&host.address, &host.services) else {
+            continue;
+        };
+        for name in running.keys() {
+            if wanted.contains(&(node.clone(), name.clone())) {
+                continue;
+            }
+            let action = PlannedAction::new(
+                HostAction::Stop {
+                    node: node.clone(),
+                    service: name.clone(),
+                    ssh: address.ssh,
+                },
+                "stop",
+                "runs on the host, but the node's roles no longer include it",
+            )
+            .deleting();
+            resources.push(ResourcePlan::act(service_id(node, name), vec![action]));
+        }
+    }
+    KindPlan::new(resources)
+}
+
+fn runnable(service: &RenderedService, runtime: RuntimeKind) -> Result<(), String> {
+    let missing = match runtime {
+        RuntimeKind::Docker => service.image.is_none(),
+        RuntimeKind::Exec => service.command.is_empty(),
+    };
+    if missing {
+        let field = match runtime {
+            RuntimeKind::Docker => "image",
+            RuntimeKind::Exec => "exec.command",
+        };
+        return Err(format!(
+            "services.{} has no {field}, which the {} runtime needs",
+            service.name,
+            runtime.as_str()
+        ));
+    }
+    Ok(())
+}
+
+fn service_verdict(
+    service: RenderedService,
+    running: Option<&crate::runtime::ObservedService>,
+    ssh: std::net::SocketAddr,
+    rolling: bool,
+) -> Verdict<HostAction> {
+    let Some(running) = running else {
+        return Verdict::Act {
+            actions: vec![PlannedAction::new(
+                HostAction::Start {
+                    service: Box::new(service),
+                    ssh,
+                },
+                "start",
+                "not running on the host",
+            )],
+        };
+    };
+    if running.state == ServiceState::Stopped {
+        return Verdict::Act {
+            actions: vec![PlannedAction::new(
+                HostAction::Start {
+                    service: Box::new(service),
+                    ssh,
+                },
+                "start",
+                "stopped (exited or killed)",
+            )],
+        };
+    }
+    if running.hash.as_deref() == Some(service.hash.as_str()) {
+        return Verdict::InSync;
+    }
+    let changes = vec![FieldChange::new(
+        "/spec-hash",
+        running.hash.clone(),
+        Some(service.hash.clone()),
+    )];
+    if rolling {
+        return Verdict::Drifted {
+            reason: format!(
+                "spec changed; {} is rolled out one node at a time by its ensemble",
+                service.name
+            ),
+            changes,
+        };
+    }
+    Verdict::Act {
+        actions: vec![
+            PlannedAction::new(
+                HostAction::Replace {
+                    service: Box::new(service),
+                    ssh,
+                },
+                "replace",
+                "spec changed",
+            )
+            .with_changes(changes),
+        ],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use converged_core::model::{
+        ClusterSpec, ExecSpec, Mode, Node, NodePolicy, ServiceSpec, Services,
+    };
+
+    use super::*;
+    use crate::address::NodeAddress;
+    use crate::error::HostsError;
+    use crate::layer::NodeObservation;
+    use crate::render::Extras;
+    use crate::runtime::{ObservedService, Runtime};
+
+    fn node(name: &str, roles: &[Role]) -> Node {
+        Node {
+            name: name.into(),
+            instance_type: "t2.micro".into(),
+            ami: "ami-1".into(),
+            volume_size_gb: 20,
+            key_pair: None,
+            roles: roles.to_vec(),
+            attributes: BTreeMap::new(),
+            policy: NodePolicy::default(),
+        }
+    }
+
+    fn spec(command: &str) -> ServiceSpec {
+        ServiceSpec {
+            exec: Some(ExecSpec {
+                command: vec![command.into()],
+            }),
+            ..ServiceSpec::default()
+        }
+    }
+
+    fn desired(command: &str) -> DesiredState {
+        DesiredState {
+            revision: "r".into(),
+            cluster: ClusterSpec {
+                name: "c".into(),
+                region: None,
+                mode: Mode::Enforce,
+            },
+            network: None,
+            nodes: vec![node("a", &[Role::Zookeeper, Role::Marathon])],
+            dns: None,
+            services: Services {
+                zookeeper: Some(spec(command)),
+                marathon: Some(spec(command)),
+                ..Services::default()
+            },
+            kinds: BTreeMap::new(),
+            apps: Vec::new(),
+        }
+    }
+
+    fn observed(services: Result<BTreeMap<String, ObservedService>, HostsError>) -> HostsObserved {
+        HostsObserved {
+            nodes: BTreeMap::from([(
+                "a".to_owned(),
+                NodeObservation {
+                    address: Ok(NodeAddress {
+                        ip: "127.0.0.21".parse().unwrap(),
+                        ssh: "127.0.0.21:22".parse().unwrap(),
+                        depends_on: Some(ResourceId::new(Kind::Instance, "a")),
+                    }),
+                    services,
+                },
+            )]),
+            secrets: BTreeMap::new(),
+            extras: Ok(Extras::default()),
+            runtime: Runtime::new(RuntimeKind::Exec, "/srv"),
+            rolling: BTreeSet::from(["zookeeper".to_owned()]),
+        }
+    }
+
+    fn hash_of(state: &DesiredState, service: &str) -> String {
+        observed(Ok(BTreeMap::new()))
+            .desired_services(state)
+            .into_iter()
+            .find(|(_, role, _)| role.as_str() == service)
+            .unwrap()
+            .2
+            .unwrap()
+            .hash
+    }
+
+    type Case = (
+        &'static str,
+        Result<BTreeMap<String, ObservedService>, HostsError>,
+        [&'static str; 2],
+    );
+
+    fn running(hash: &str) -> ObservedService {
+        ObservedService {
+            state: crate::runtime::ServiceState::Running,
+            hash: Some(hash.into()),
+        }
+    }
+
+    /// `<resource> <verdict or verbs> [ready]`, one per resource, sorted.
+    fn summary(plan: &KindPlan<HostAction>) -> Vec<String> {
+        let mut lines: Vec<String> = plan
+            .resources
+            .iter()
+            .map(|resource| {
+                let verdict = match &resource.verdict {
+                    Verdict::Act { actions } => {
+                        actions.iter().map(|a| a.verb).collect::<Vec<_>>().join("+")
+                    }
+                    Verdict::InSync => "in_sync".into(),
+                    Verdict::Drifted { .. } => "drifted".into(),
+                    Verdict::Failed { .. } => "failed".into(),
+                    Verdict::Converging { .. } => "converging".into(),
+                    Verdict::Unmanaged { .. } => "unmanaged".into(),
+                };
+                let ready = if resource.ready { " ready" } else { "" };
+                format!("{} {verdict}{ready}", resource.id.name)
+            })
+            .collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn verdicts_for_each_situation() {
+        let state = desired("run");
+        let zk = hash_of(&state, "zookeeper");
+        let marathon = hash_of(&state, "marathon");
+        let stopped = ObservedService {
+            state: crate::runtime::ServiceState::Stopped,
+            hash: Some(zk.clone()),
+        };
+        let unreachable = HostsError::Connect {
+            node: "a".into(),
+            address: "127.0.0.21:22".into(),
+            message: "connection refused".into(),
+        };
+        let key_changed = HostsError::HostKeyChanged {
+            node: "a".into(),
+            address: "127.0.0.21:22".into(),
+            pinned: "SHA256:old".into(),
+            offered: "SHA256:new".into(),
+            known_hosts: "/state/known_hosts".into(),
+        };
+        let cases: Vec<Case> = vec![
+            (
+                "nothing running",
+                Ok(BTreeMap::new()),
+                ["a/marathon start", "a/zookeeper start"],
+            ),
+            (
+                "converged",
+                Ok(BTreeMap::from([
+                    ("zookeeper".into(), running(&zk)),
+                    ("marathon".into(), running(&marathon)),
+                ])),
+                ["a/marathon in_sync ready", "a/zookeeper in_sync ready"],
+            ),
+            (
+                "stale: replaced, except rolled services",
+                Ok(BTreeMap::from([
+                    ("zookeeper".into(), running("old")),
+                    ("marathon".into(), running("old")),
+                ])),
+                ["a/marathon replace", "a/zookeeper drifted ready"],
+            ),
+            (
+                "stopped or started by someone else",
+                Ok(BTreeMap::from([
+                    ("zookeeper".into(), stopped),
+                    (
+                        "marathon".into(),
+                        ObservedService {
+                            hash: None,
+                            ..running("")
+                        },
+                    ),
+                ])),
+                ["a/marathon replace", "a/zookeeper start"],
+            ),
+            (
+                "unreachable host",
+                Err(unreachable),
+                ["a/marathon reach", "a/zookeeper reach"],
+            ),
+            (
+                "changed host key",
+                Err(key_changed),
+                ["a/marathon failed", "a/zookeeper failed"],
+            ),
+        ];
+        for (name, services, expected) in cases {
+            let plan = plan(&state, &observed(services));
+            assert_eq!(summary(&plan), expected, "{name}");
+            for resource in &plan.resources {
+                let mut expected = vec![ResourceId::new(Kind::Instance, "a")];
+                if resource.id.name == "a/marathon" {
+                    expected.push(ResourceId::new(Kind::ZookeeperEnsemble, "c"));
+                }
+                assert_eq!(resource.depends_on, expected, "{name}");
+            }
+        }
+    }
+
+    #[test]
+    fn services_of_dropped_roles_are_stopped_as_deletions() {
+        let state = desired("run");
+        let services = BTreeMap::from([
+            (
+                "zookeeper".to_owned(),
+                running(&hash_of(&state, "zookeeper")),
+            ),
+            ("marathon".to_owned(), running(&hash_of(&state, "marathon"))),
+            ("mesos-agent".to_owned(), running("x")),
+        ]);
+        let plan = plan(&state, &observed(Ok(services)));
+        let stop = plan
+            .resources
+            .iter()
+            .find(|r| r.id.name == "a/mesos-agent")
+            .unwrap();
+        assert!(stop.actions()[0].deletes);
+        assert_eq!(stop.actions()[0].verb, "stop");
+    }
+
+    #[test]
+    fn a_spec_the_runtime_cannot_run_fails_with_the_missing_field() {
+        let mut state = desired("run");
+        state.services.marathon = Some(ServiceSpec::default());
+        let plan = plan(&state, &observed(Ok(BTreeMap::new())));
+        let marathon = plan
+            .resources
+            .iter()
+            .find(|r| r.id.name == "a/marathon")
+            .unwrap();
+        match &marathon.verdict {
+            Verdict::Failed { reason } => assert!(reason.contains("exec.command"), "{reason}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_changed_command_changes_the_plan() {
+        let before = desired("run");
+        let after = desired("run-v2");
+        let services = BTreeMap::from([
+            (
+                "zookeeper".to_owned(),
+                running(&hash_of(&before, "zookeeper")),
+            ),
+            (
+                "marathon".to_owned(),
+                running(&hash_of(&before, "marathon")),
+            ),
+        ]);
+        assert_eq!(
+            summary(&plan(&before, &observed(Ok(services.clone())))),
+            ["a/marathon in_sync ready", "a/zookeeper in_sync ready"]
+        );
+        assert_eq!(
+            summary(&plan(&after, &observed(Ok(services)))),
+            ["a/marathon replace", "a/zookeeper drifted ready"]
+        );
+    }
+}

@@ -1,0 +1,193 @@
+//! The whole node stack from nothing, through SSH only, on three sshd test hosts with the exec
+//! runtime: a real 3-member ZooKeeper ensemble, simulated Mesos masters electing through it,
+//! agents and Marathon (`converged-sim`). Then a hung agent (SIGSTOP) turns inactive in the
+//! master and the `mesos_agent` kind restarts its service.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use converged_core::api::{ApiOutcome, ApiRecorder};
+use converged_core::reconciler::Registry;
+use converged_core::{DesiredState, load_desired_state};
+use converged_hosts::{
+    AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind, SshPool,
+    SshSettings,
+};
+use converged_mesos::agent::api::HttpMesosMaster;
+use converged_mesos::agent::reconciler::MesosAgents;
+use converged_testkit::driver::{Driver, Outcome, Pass};
+use converged_testkit::{HostOptions, TestHosts, sim_binary};
+use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
+
+struct NoMetrics;
+
+impl ApiRecorder for NoMetrics {
+    fn record(&self, _: &'static str, _: &'static str, _: ApiOutcome, _: f64) {}
+}
+
+const HOSTS: [(&str, &str); 3] = [
+    ("services", "127.0.23.1"),
+    ("staging", "127.0.23.2"),
+    ("production", "127.0.23.3"),
+];
+const JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
+
+fn write_desired(dir: &Path, sim: &Path) -> DesiredState {
+    for path in ["/usr/bin/java", "/usr/share/java/zookeeper.jar"] {
+        assert!(
+            Path::new(path).exists(),
+            "{path} is missing: apt-get install -y zookeeper"
+        );
+    }
+    let mut nodes = String::new();
+    for (name, _) in HOSTS {
+        nodes.push_str(&format!(
+            "[[nodes]]\nname = \"{name}\"\ninstance_type = \"t3.micro\"\nami = \"ami-1e749f67\"\n\
+             roles = [\"zookeeper\", \"mesos-master\", \"mesos-agent\", \"marathon\"]\n\
+             attributes = {{ env = \"{name}\" }}\n\n"
+        ));
+    }
+    let sim = sim.display();
+    let cluster = format!(
+        r#"[cluster]
+name = "stack-test"
+region = "eu-west-1"
+
+[network]
+vpc_id = "vpc-0a1b2c3d4e5f60718"
+subnet_id = "subnet-0a1b2c3d4e5f60718"
+
+{nodes}
+[services.zookeeper]
+ports = [2181, 2888, 3888]
+env = {{ ZOOCFG_clientPortAddress = "{{{{address}}}}", ZOOCFG_tickTime = "500", ZOOCFG_initLimit = "20", ZOOCFG_syncLimit = "10" }}
+exec = {{ command = ["java", "-Xmx128m", "-XX:+UseSerialGC", "-cp", "{JARS}", "org.apache.zookeeper.server.quorum.QuorumPeerMain", "{{{{service_dir}}}}/zoo.cfg"] }}
+
+[services.mesos-master]
+ports = [5050]
+exec = {{ command = ["{sim}", "mesos-master", "--listen", "{{{{address}}}}:5050", "--zk", "zk://{{{{zookeeper_connect}}}}/mesos", "--quorum", "{{{{mesos_quorum}}}}", "--agent-ping-timeout", "1s", "--max-agent-ping-timeouts", "60", "--zk-session-timeout", "4s"] }}
+
+[services.mesos-agent]
+ports = [5051]
+exec = {{ command = ["{sim}", "mesos-agent", "--listen", "{{{{address}}}}:5051", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--hostname", "{{{{node}}}}", "--attributes", "{{{{mesos_attributes}}}}", "--heartbeat-interval", "250ms", "--zk-session-timeout", "4s"] }}
+
+[services.marathon]
+ports = [8080]
+exec = {{ command = ["{sim}", "marathon", "--listen", "{{{{address}}}}:8080", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--zk", "zk://{{{{zookeeper_connect}}}}/marathon"] }}
+"#
+    );
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("cluster.toml"), cluster).unwrap();
+    load_desired_state(dir).unwrap_or_else(|err| panic!("invalid desired state: {err:?}"))
+}
+
+fn pid(hosts: &TestHosts, i: usize, service: &str) -> String {
+    std::fs::read_to_string(hosts.path(i, &format!("{service}/pid")))
+        .unwrap_or_default()
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stack_comes_up_over_ssh_and_a_hung_agent_is_restarted() {
+    let sim = sim_binary();
+    let hosts = TestHosts::start(&HOSTS, &HostOptions::default());
+    let state = tempfile::tempdir().unwrap();
+    let overrides: BTreeMap<String, String> = hosts
+        .hosts
+        .iter()
+        .map(|host| (host.name.clone(), host.ssh.to_string()))
+        .collect();
+    let allowed = AllowedNetworks::new(vec!["127.0.23.0/24".parse().unwrap()]);
+    let mut settings = SshSettings::new(
+        "root",
+        hosts.key_file.clone(),
+        state.path().join("known_hosts"),
+    );
+    settings.allowed_networks = allowed.clone();
+    let pool = Arc::new(SshPool::new(settings, Arc::new(NoMetrics)));
+    let counts = pool.counts();
+    let ids = Arc::new(IdStore::new(state.path()));
+    let layer = Arc::new(
+        HostLayer::new(
+            pool,
+            Arc::new(OverrideAddresses::new(overrides)),
+            Runtime::new(RuntimeKind::Exec, hosts.root.display().to_string()),
+            allowed.clone(),
+        )
+        .with_extras(Arc::new(EnsembleFiles::new(Arc::clone(&ids))))
+        .with_rolling("zookeeper"),
+    );
+    let master = HttpMesosMaster::new(allowed, Arc::new(NoMetrics)).unwrap();
+    let mut registry = Registry::default();
+    registry.register(HostServices::new(Arc::clone(&layer)));
+    registry.register(Ensemble::new(Arc::clone(&layer), ids));
+    registry.register(MesosAgents::new(
+        layer,
+        Arc::new(master),
+        Vec::new(),
+        Duration::from_secs(2),
+    ));
+    let driver = Driver::new(registry);
+    let desired = write_desired(&state.path().join("desired"), &sim);
+    let step = Duration::from_millis(500);
+
+    let started = Instant::now();
+    let passes = driver
+        .until(&desired, Duration::from_secs(120), step, |p| {
+            p.all_in_sync()
+        })
+        .await;
+    eprintln!(
+        "bring-up: ZooKeeper, masters, agents and Marathon on 3 hosts in sync in {:?} ({} passes)",
+        started.elapsed(),
+        passes.len()
+    );
+    let last = passes.last().unwrap();
+    assert_eq!(
+        last.resources.len(),
+        3 * 4 + 1 + 3,
+        "12 services, the ensemble, 3 agents"
+    );
+    assert!(
+        passes.iter().any(|p| p
+            .resources
+            .values()
+            .any(|o| matches!(o, Outcome::Blocked(_)) || matches!(o, Outcome::Converging(_)))),
+        "upper layers waited for lower ones"
+    );
+    let writes = counts.writes();
+    assert!(driver.pass(&desired).await.all_in_sync());
+    assert_eq!(counts.writes(), writes, "a converged pass must not write");
+
+    // A hung agent: alive for its host service, inactive for the master.
+    let old = pid(&hosts, 1, "mesos-agent");
+    let stopped = hosts.exec(1, &format!("kill -STOP {old}"));
+    assert!(stopped.status.success(), "{stopped:?}");
+    let healed = Instant::now();
+    // The master needs its ping timeout to notice: until then every pass is in sync.
+    let restarted =
+        |p: &Pass| p.get("mesos_agent/staging") == Some(&Outcome::Applied(vec!["restart_agent"]));
+    let passes = driver
+        .until(&desired, Duration::from_secs(90), step, restarted)
+        .await;
+    assert!(
+        passes.iter().any(|p| matches!(
+            p.get("mesos_agent/staging"),
+            Some(Outcome::Converging(reason)) if reason.contains("inactive")
+        )),
+        "the master saw it inactive first"
+    );
+    driver
+        .until(&desired, Duration::from_secs(90), step, |p| p.all_in_sync())
+        .await;
+    assert_ne!(pid(&hosts, 1, "mesos-agent"), old);
+    eprintln!(
+        "hung agent restarted and active again in {:?}",
+        healed.elapsed()
+    );
+}

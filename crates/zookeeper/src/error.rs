@@ -1,0 +1,41 @@
+//! The crate's error enum: failed ensemble operations, each with the error class that drives
+//! the engine's backoff.
+
+use converged_core::{ErrorClass, ReconcileError};
+use converged_hosts::HostsError;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ZookeeperError {
+    #[error("failed to read or write the ZooKeeper ids in {path}: {message}")]
+    StoreIds { path: String, message: String },
+    #[error("failed to send `{word}` to member {node} at {address}: {message}")]
+    FourLetterWord {
+        word: &'static str,
+        node: String,
+        address: String,
+        message: String,
+    },
+    #[error("failed to restart member {node}: {source}")]
+    RestartMember {
+        node: String,
+        #[source]
+        source: Box<HostsError>,
+    },
+}
+
+impl ZookeeperError {
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Self::StoreIds { .. } | Self::FourLetterWord { .. } => ErrorClass::Transient,
+            Self::RestartMember { source, .. } => source.class(),
+        }
+    }
+
+    pub fn into_apply(self, action: &'static str) -> ReconcileError {
+        ReconcileError::Apply {
+            action,
+            class: self.class(),
+            message: self.to_string(),
+        }
+    }
+}
