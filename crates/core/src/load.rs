@@ -416,6 +416,44 @@ fn whole_file(file: &str, message: &str) -> Problem {
     }
 }
 
+/// What the folder looks like on disk without reading any file: every file that would be
+/// loaded with its size, modification time and inode. Equal fingerprints mean a reload would
+/// read the same bytes (editors that replace a file change its inode), so a cycle can skip it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Fingerprint(Vec<(String, u64, Option<std::time::SystemTime>, u64)>);
+
+impl Fingerprint {
+    /// Whether every file was last modified well before `time`. File timestamps are coarse
+    /// (a few milliseconds), so a file written just before a load could change again within
+    /// the same tick and keep its fingerprint: such a folder is always read again.
+    pub fn settled_before(&self, time: std::time::SystemTime) -> bool {
+        const TIMESTAMP_SLACK: std::time::Duration = std::time::Duration::from_secs(2);
+        self.0.iter().all(|(_, _, modified, _)| {
+            modified.is_some_and(|modified| modified + TIMESTAMP_SLACK < time)
+        })
+    }
+}
+
+pub fn fingerprint(dir: &Path) -> Option<Fingerprint> {
+    use std::os::unix::fs::MetadataExt;
+    let mut entries = Vec::new();
+    let mut add = |relative: String| -> Option<()> {
+        let metadata = std::fs::metadata(dir.join(&relative)).ok()?;
+        entries.push((
+            relative,
+            metadata.len(),
+            metadata.modified().ok(),
+            metadata.ino(),
+        ));
+        Some(())
+    };
+    add(CLUSTER_FILE.to_owned())?;
+    for name in list_app_files(&dir.join(APPS_DIR)).ok()? {
+        add(format!("{APPS_DIR}/{name}"))?;
+    }
+    Some(Fingerprint(entries))
+}
+
 /// `*.json` file names in `apps/`, sorted; a missing folder means no apps.
 fn list_app_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let entries = match std::fs::read_dir(dir) {

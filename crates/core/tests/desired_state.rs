@@ -262,3 +262,36 @@ fn secret_references_must_be_well_formed() {
     );
     assert!(!found[0].message.contains("hunter2"), "{}", found[0]);
 }
+
+#[test]
+fn fingerprints_change_with_any_file_and_settle_with_time() {
+    use converged_core::load::fingerprint;
+    use std::time::{Duration, SystemTime};
+    let dir = copy_example();
+    let first = fingerprint(dir.path()).unwrap();
+    assert_eq!(fingerprint(dir.path()).unwrap(), first);
+    fs::write(
+        dir.path().join("apps/new.json"),
+        r#"{"id": "/new", "cmd": "x"}"#,
+    )
+    .unwrap();
+    let added = fingerprint(dir.path()).unwrap();
+    assert_ne!(added, first, "a new file");
+    fs::write(
+        dir.path().join("apps/new.json"),
+        r#"{"id": "/new", "cmd": "xy"}"#,
+    )
+    .unwrap();
+    assert_ne!(fingerprint(dir.path()).unwrap(), added, "a longer file");
+    let now = SystemTime::now();
+    assert!(
+        !added.settled_before(now),
+        "files written just now are always read again"
+    );
+    assert!(added.settled_before(now + Duration::from_secs(3)));
+    fs::remove_file(dir.path().join("cluster.toml")).unwrap();
+    assert!(
+        fingerprint(dir.path()).is_none(),
+        "no cluster.toml: nothing to skip"
+    );
+}

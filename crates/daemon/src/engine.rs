@@ -9,6 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use converged_core::backoff::BackoffPolicy;
 use converged_core::condition::{Condition, LastAction, LastError, ResourceStatus};
+use converged_core::load::{Fingerprint, fingerprint};
 use converged_core::model::Mode;
 use converged_core::plan::{ResourcePlan, Verdict};
 use converged_core::reconciler::{
@@ -191,6 +192,8 @@ pub struct Engine {
     shared: Arc<Shared>,
     audit: Option<Arc<AuditLog>>,
     desired: Option<Arc<DesiredState>>,
+    /// What the folder looked like at the last load; an unchanged folder is not read again.
+    loaded_fingerprint: Option<(Fingerprint, SystemTime)>,
     desired_status: DesiredStateStatus,
     records: BTreeMap<ResourceId, Record>,
     kinds: BTreeMap<Kind, KindRecord>,
@@ -217,6 +220,7 @@ impl Engine {
             shared,
             audit,
             desired: None,
+            loaded_fingerprint: None,
             desired_status,
             records: BTreeMap::new(),
             kinds: BTreeMap::new(),
@@ -333,6 +337,14 @@ impl Engine {
     }
 
     fn reload_desired_state(&mut self) {
+        let fingerprint = fingerprint(&self.settings.desired_state);
+        if let Some((loaded, loaded_at)) = &self.loaded_fingerprint
+            && fingerprint.as_ref() == Some(loaded)
+            && loaded.settled_before(*loaded_at)
+        {
+            return;
+        }
+        self.loaded_fingerprint = fingerprint.map(|f| (f, SystemTime::now()));
         let metrics = &self.shared.metrics;
         match load_desired_state(&self.settings.desired_state) {
             Ok(state) => {

@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::api::{AppBody, Deployment, ObservedApp, QueuedLaunch};
 use super::normalize::{
     Difference, Profile, accept_assigned_ports, canonical, canonical_id, differences,
+    is_host_network,
 };
 
 /// The label that makes an app ours: its value is the cluster name.
@@ -330,7 +331,7 @@ pub fn request_body(
     if !object.contains_key("fetch") && !object.contains_key("uris") {
         object.insert("fetch".into(), json!([]));
     }
-    let host_network = canonical(&Value::Object(object.clone()), profile)["network"] == "host";
+    let host_network = is_host_network(object);
     if host_network && !object.contains_key("portDefinitions") && !object.contains_key("ports") {
         let definition = match profile {
             Profile::Legacy => json!({"port": 0, "protocol": "tcp"}),

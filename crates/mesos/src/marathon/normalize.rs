@@ -218,6 +218,11 @@ fn sorted(items: Vec<Value>) -> Value {
     Value::Array(items)
 }
 
+/// Whether the app uses host networking (the default).
+pub fn is_host_network(app: &Map<String, Value>) -> bool {
+    network_mode(app) == "host"
+}
+
 /// `host`, `bridge`, `user` or `none`: [1.1.1] `container.docker.network`; [HEAD] `networks`
 /// (`host`, `container/bridge`, `container`), the docker field being translated and dropped
 /// (AppNormalization NetworkTranslation).
