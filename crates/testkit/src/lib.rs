@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 pub mod driver;
 pub mod hosts;
+pub mod moto;
+pub mod sandbox;
 
 pub use hosts::{HostOptions, TestHost, TestHosts};
 

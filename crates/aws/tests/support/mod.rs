@@ -2,7 +2,6 @@
 //! needs, the real engine driving the AWS kinds, and request counts from the daemon's metrics.
 //! Everything talks to 127.0.0.1 only, with static credentials.
 
-pub mod moto;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
@@ -21,7 +20,7 @@ use converged_core::reconciler::Registry;
 use converged_core::secret::Secret;
 use tokio_util::sync::CancellationToken;
 
-pub use self::moto::Moto;
+pub use converged_testkit::moto::Moto;
 
 pub const REGION: &str = "eu-west-1";
 pub const ZONE: &str = "clickcount.example.org.";

@@ -1,6 +1,6 @@
-//! A moto server on an ephemeral loopback port, one per test. It runs from the workspace venv
-//! (`<workspace>/.venv/bin/python`, or `CONVERGED_TEST_PYTHON`) and exits when its stdin
-//! closes, so a crashed test never leaves it behind.
+//! A moto server (EC2 and Route 53) on an ephemeral loopback port. It runs from the workspace
+//! venv (`<workspace>/.venv/bin/python`, or `CONVERGED_TEST_PYTHON`) and exits when its stdin
+//! closes, so a crashed test or sandbox never leaves it behind.
 
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
@@ -22,7 +22,8 @@ pub struct Moto {
     pub url: String,
 }
 
-fn python() -> PathBuf {
+/// The venv's python, which has moto (and boto3, which moto depends on).
+pub fn python() -> PathBuf {
     if let Some(path) = std::env::var_os("CONVERGED_TEST_PYTHON") {
         return PathBuf::from(path);
     }

@@ -1,0 +1,200 @@
+//! End to end: the `converged` binary brings the whole example cluster up in the sandbox set-up
+//! (moto, three SSH test hosts, real ZooKeeper, simulated Mesos and Marathon), then survives
+//! edits, a broken edit, changes behind its back and a restart.
+
+use std::path::Path;
+use std::process::Command;
+use std::time::Duration;
+
+use converged_testkit::moto::python;
+use converged_testkit::sandbox::{Sandbox, all_in_sync};
+use converged_testkit::sim_binary;
+use serde_json::Value;
+
+const CONVERGE: Duration = Duration::from_secs(240);
+
+fn aws(sandbox: &Sandbox, script: &str) -> String {
+    let prelude = "import sys, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
+    let output = Command::new(python())
+        .args(["-c", &format!("{prelude}{script}"), &sandbox.moto.url])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("python runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).trim().to_owned()
+}
+
+const LIVE_INSTANCES: &str = "r = ec2.describe_instances(Filters=[{'Name': 'tag:converged:cluster', 'Values': ['clickcount']}])\nprint(sorted(i['InstanceId'] + ' ' + [t['Value'] for t in i['Tags'] if t['Key'] == 'converged:node'][0] for res in r['Reservations'] for i in res['Instances'] if i['State']['Name'] not in ('terminated', 'shutting-down')))";
+
+fn resource<'a>(status: &'a Value, kind: &str, name: &str) -> &'a Value {
+    status["resources"]
+        .as_array()
+        .and_then(|all| all.iter().find(|r| r["kind"] == kind && r["name"] == name))
+        .unwrap_or(&Value::Null)
+}
+
+fn actions_applied(sandbox: &Sandbox) -> f64 {
+    let metrics = reqwest::blocking::get(format!("{}/metrics", sandbox.base_url))
+        .and_then(|r| r.text())
+        .unwrap_or_default();
+    metrics
+        .lines()
+        .filter(|l| l.starts_with("converged_actions_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+fn reconcile_and_wait_two_cycles(sandbox: &Sandbox) {
+    let number = sandbox
+        .status()
+        .map(|s| s["last_cycle"]["number"].as_u64().unwrap_or(0))
+        .unwrap_or(0);
+    let answer = reqwest::blocking::Client::new()
+        .post(format!("{}/v1/reconcile", sandbox.base_url))
+        .bearer_auth(sandbox.token())
+        .send()
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 202);
+    sandbox.wait_for("two more cycles", Duration::from_secs(60), |s| {
+        s["last_cycle"]["number"].as_u64().unwrap_or(0) >= number + 2
+    });
+}
+
+fn marathon_app(id: &str) -> Value {
+    reqwest::blocking::get(format!("http://127.0.30.1:8080/v2/apps{id}"))
+        .and_then(|r| r.json())
+        .unwrap_or(Value::Null)
+}
+
+fn edit_app(sandbox: &Sandbox, file: &str, edit: impl FnOnce(&mut Value)) {
+    let path = sandbox.desired.join("apps").join(file);
+    let mut app: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    edit(&mut app);
+    std::fs::write(path, serde_json::to_string_pretty(&app).unwrap()).unwrap();
+}
+
+#[test]
+fn the_example_cluster_converges_and_stays_converged() {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let mut sandbox = Sandbox::start(
+        &workspace,
+        Path::new(env!("CARGO_BIN_EXE_converged")),
+        &sim_binary(),
+    );
+
+    // 1. From nothing to fully converged, then a cycle with zero writes anywhere.
+    sandbox.wait_for("all in sync", CONVERGE, all_in_sync);
+    let applied = actions_applied(&sandbox);
+    reconcile_and_wait_two_cycles(&sandbox);
+    assert_eq!(
+        actions_applied(&sandbox),
+        applied,
+        "a converged world sees no action"
+    );
+    let instances = aws(&sandbox, LIVE_INSTANCES);
+    assert_eq!(instances.matches("i-").count(), 3, "{instances}");
+
+    // 2. Edits: scale click-count production to 2 and bump the gitlab image.
+    edit_app(&sandbox, "click-count-production.json", |app| {
+        app["instances"] = 2.into()
+    });
+    edit_app(&sandbox, "gitlab.json", |app| {
+        app["container"]["docker"]["image"] = "gitlab/gitlab-ce:8.9.0-ce.0".into();
+    });
+    sandbox.wait_for("the edits applied", CONVERGE, |s| {
+        all_in_sync(s)
+            && resource(s, "marathon_app", "/click-count/production")["last_action"]["verb"]
+                == "scale"
+    });
+    assert_eq!(
+        marathon_app("/click-count/production")["app"]["instances"],
+        2
+    );
+    assert_eq!(
+        marathon_app("/gitlab")["app"]["container"]["docker"]["image"],
+        "gitlab/gitlab-ce:8.9.0-ce.0"
+    );
+
+    // 3. Behind converged's back: a deleted record is restored, a terminated instance recreated.
+    aws(
+        &sandbox,
+        "name = 'gitlab.clickcount.example.org.'\nrs = [r for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Name'] == name and r['Type'] == 'A'][0]\nr53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={'Changes': [{'Action': 'DELETE', 'ResourceRecordSet': rs}]})",
+    );
+    let staging = instances
+        .split('\'')
+        .find(|entry| entry.ends_with(" staging"))
+        .and_then(|entry| entry.split(' ').next())
+        .expect("the staging instance")
+        .to_owned();
+    aws(
+        &sandbox,
+        &format!("ec2.terminate_instances(InstanceIds=['{staging}'])"),
+    );
+    reconcile_and_wait_two_cycles(&sandbox);
+    sandbox.wait_for("the record and the instance back", CONVERGE, all_in_sync);
+    let restored = aws(
+        &sandbox,
+        "print([r['Name'] for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Type'] == 'A'])",
+    );
+    assert!(
+        restored.contains("gitlab.clickcount.example.org."),
+        "{restored}"
+    );
+    let after = aws(&sandbox, LIVE_INSTANCES);
+    assert_eq!(after.matches("i-").count(), 3, "{after}");
+    assert!(
+        !after.contains(&staging),
+        "staging runs on a new instance: {after}"
+    );
+
+    // 4. A broken edit changes nothing and is reported with file and line; fixing it resumes.
+    let gitlab = sandbox.desired.join("apps/gitlab.json");
+    let good = std::fs::read_to_string(&gitlab).unwrap();
+    std::fs::write(&gitlab, "{\n  \"id\": \"/gitlab\",\n  \"mem\": ,\n}\n").unwrap();
+    let invalid = sandbox.wait_for("the broken file reported", Duration::from_secs(60), |s| {
+        s["desired_state"]["valid"] == false
+    });
+    let problem = &invalid["desired_state"]["errors"][0];
+    assert_eq!(problem["file"], "apps/gitlab.json");
+    assert_eq!(problem["line"], 3);
+    let metrics = reqwest::blocking::get(format!("{}/metrics", sandbox.base_url))
+        .unwrap()
+        .text()
+        .unwrap();
+    assert!(metrics.contains("converged_desired_state_valid 0"));
+    assert!(all_in_sync(&invalid), "the last good state stays in force");
+    std::fs::write(&gitlab, good).unwrap();
+    sandbox.wait_for("the fix picked up", Duration::from_secs(60), |s| {
+        s["desired_state"]["valid"] == true
+    });
+
+    // 5. SIGTERM in the middle of converging, then a restart: nothing duplicated or lost.
+    edit_app(&sandbox, "gitlab-runner.json", |app| {
+        app["instances"] = 2.into()
+    });
+    std::thread::sleep(Duration::from_millis(400));
+    assert_eq!(sandbox.stop_daemon(), Some(0), "SIGTERM drains and exits 0");
+    sandbox.start_daemon();
+    sandbox.wait_for("converged again after the restart", CONVERGE, |s| {
+        all_in_sync(s) && resource(s, "marathon_app", "/gitlab-runner")["condition"] == "in_sync"
+    });
+    assert_eq!(
+        aws(&sandbox, LIVE_INSTANCES).matches("i-").count(),
+        3,
+        "no duplicate instance"
+    );
+    let apps = reqwest::blocking::get("http://127.0.30.1:8080/v2/apps")
+        .unwrap()
+        .json::<Value>()
+        .unwrap();
+    assert_eq!(
+        apps["apps"].as_array().map(Vec::len),
+        Some(6),
+        "no app lost"
+    );
+    assert_eq!(marathon_app("/gitlab-runner")["app"]["instances"], 2);
+}
