@@ -5,6 +5,13 @@ cd "$(dirname "$0")/.."
 
 log() { printf '==> %s\n' "$*" >&2; }
 
+if [[ ! -x .venv/bin/python ]] || ! cmp -s scripts/requirements-test.txt .venv/requirements.installed; then
+  log "installing moto into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+  cp scripts/requirements-test.txt .venv/requirements.installed
+fi
+
 if ! command -v gnuplot >/dev/null; then
   log "installing gnuplot"
   sudo_cmd=()
@@ -22,6 +29,14 @@ trap 'rm -rf "$results"' EXIT
 for apps in 10 100 1000; do
   log "no-op cycles over $apps Marathon apps on 100 agents"
   target/release/converged-bench marathon-noop --apps "$apps" --agents 100 --cycles 20 >> "$results/noop.jsonl"
+done
+for instances in 10 100 300; do
+  log "no-op cycles over $instances instances and 100 records in moto"
+  target/release/converged-bench aws-noop --instances "$instances" --records 100 --cycles 10 >> "$results/aws.jsonl"
+done
+for records in 1000 2000; do
+  log "no-op cycles over 10 instances and $records records in moto"
+  target/release/converged-bench aws-noop --instances 10 --records "$records" --cycles 10 >> "$results/aws.jsonl"
 done
 log "reaction times"
 target/release/converged-bench reaction --edits 20 --drifts 10 --resync-seconds 5 >> "$results/reaction.jsonl"

@@ -38,6 +38,15 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         cycles: usize,
     },
+    /// Cost of a no-op cycle over N instances and M DNS records in moto.
+    AwsNoop {
+        #[arg(long)]
+        instances: usize,
+        #[arg(long)]
+        records: usize,
+        #[arg(long, default_value_t = 10)]
+        cycles: usize,
+    },
     /// Time from saving an app file to the first corrective request, and from a change made
     /// behind converged's back to its detection and correction.
     Reaction {
@@ -302,6 +311,119 @@ async fn marathon_noop(apps: usize, agents: usize, cycles: usize) -> anyhow::Res
     Ok(())
 }
 
+/// A cluster of `instances` edge-only nodes (no host services) and `records` A records.
+fn write_aws_desired(
+    dir: &Path,
+    vpc: &str,
+    subnet: &str,
+    instances: usize,
+    records: usize,
+) -> anyhow::Result<PathBuf> {
+    let desired = dir.join("desired");
+    std::fs::create_dir_all(&desired)?;
+    let mut cluster = format!(
+        "[cluster]\nname = \"bench\"\nregion = \"eu-west-1\"\n\n[network]\nvpc_id = \"{vpc}\"\nsubnet_id = \"{subnet}\"\nadmin_cidrs = [\"198.51.100.0/24\"]\n\n"
+    );
+    for index in 0..instances {
+        cluster.push_str(&format!(
+            "[[nodes]]\nname = \"node-{index}\"\ninstance_type = \"t2.micro\"\nami = \"ami-1e749f67\"\nkey_pair = \"clickcount-admin\"\nroles = [\"edge\"]\n\n"
+        ));
+    }
+    cluster.push_str("[dns]\nzone = \"clickcount.example.org.\"\nnode_records = true\n\n");
+    for index in 0..records.saturating_sub(instances) {
+        cluster.push_str(&format!(
+            "[[dns.records]]\nname = \"service-{index}.clickcount.example.org.\"\nnode = \"node-{}\"\n\n",
+            index % instances.max(1)
+        ));
+    }
+    std::fs::write(desired.join("cluster.toml"), cluster)?;
+    Ok(desired)
+}
+
+async fn aws_noop(instances: usize, records: usize, cycles: usize) -> anyhow::Result<()> {
+    let moto = converged_testkit::moto::Moto::start();
+    let (vpc, subnet) = converged_testkit::sandbox::prepare_moto(&moto.url);
+    let dir = tempfile::tempdir()?;
+    let desired = write_aws_desired(dir.path(), &vpc, &subnet, instances, records)?;
+    let metrics = Metrics::new()?;
+    let mut settings = converged_aws::AwsSettings::new(dir.path().join("state"));
+    settings.endpoint_url = Some(moto.url.clone());
+    settings.credentials = Some(converged_aws::StaticCredentials {
+        access_key_id: "bench".into(),
+        secret_access_key: converged_core::secret::Secret::new("bench"),
+    });
+    // The cold phase creates hundreds of instances in moto: AWS's account limits would make
+    // it minutes long and are not what is measured here.
+    let fast = converged_aws::BucketShape::new(1000.0, 1000.0);
+    settings.limits = converged_aws::RateLimits {
+        ec2_describe: fast,
+        ec2_mutate: fast,
+        ec2_run_instances: fast,
+        route53: fast,
+    };
+    let mut registry = Registry::default();
+    converged_aws::register(&mut registry, settings, Arc::new(metrics.clone()));
+    let shared = Arc::new(Shared::new(metrics.clone()));
+    let mut engine = Engine::new(
+        EngineSettings::new(desired, Duration::from_secs(3600)),
+        registry,
+        shared.clone(),
+        None,
+        CancellationToken::new(),
+    );
+    let started = Instant::now();
+    while !all_in_sync(&shared) {
+        if started.elapsed() > Duration::from_secs(900) {
+            bail!("{instances} instances and {records} records did not converge in 15 minutes");
+        }
+        engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+    }
+    let cold = started.elapsed();
+    let waited = |m: &Metrics| {
+        ["ec2", "route53"]
+            .iter()
+            .map(|service| {
+                m.api_request_duration_seconds
+                    .with_label_values(&[service])
+                    .get_sample_sum()
+            })
+            .sum::<f64>()
+    };
+    for _ in 0..cycles {
+        let before_requests = request_counts(&metrics);
+        let before_cpu = cpu_seconds()?;
+        let before_wait = waited(&metrics);
+        let wall = Instant::now();
+        let report = engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+        let wall = wall.elapsed().as_secs_f64();
+        let cpu = cpu_seconds()? - before_cpu;
+        let after = request_counts(&metrics);
+        let mut delta = serde_json::Map::new();
+        for (operation, count) in after.as_object().into_iter().flatten() {
+            let was = before_requests[operation].as_f64().unwrap_or(0.0);
+            let now = count.as_f64().unwrap_or(0.0);
+            if now > was {
+                delta.insert(operation.clone(), json!(now - was));
+            }
+        }
+        println!(
+            "{}",
+            json!({"bench": "aws_noop", "instances": instances, "records": records, "wall_seconds": wall,
+                   "cpu_seconds": cpu, "request_seconds": waited(&metrics) - before_wait, "requests": delta,
+                   "writes": report.applied, "cold_convergence_seconds": cold.as_secs_f64()})
+        );
+    }
+    println!(
+        "{}",
+        json!({"bench": "aws_noop_rss", "instances": instances, "records": records, "peak_rss_mib": peak_rss_mib()?})
+    );
+    Ok(())
+}
+
 async fn reaction(edits: usize, drifts: usize, resync_seconds: u64) -> anyhow::Result<()> {
     let peers = start_peers(2);
     let dir = tempfile::tempdir()?;
@@ -400,6 +522,11 @@ async fn main() -> anyhow::Result<()> {
             agents,
             cycles,
         } => marathon_noop(apps, agents, cycles).await,
+        Command::AwsNoop {
+            instances,
+            records,
+            cycles,
+        } => aws_noop(instances, records, cycles).await,
         Command::Reaction {
             edits,
             drifts,

@@ -93,7 +93,22 @@ impl Cluster {
     }
 }
 
-/// Writes the log lines of this test (current-thread runtime) into a buffer.
+/// The log lines of every test in this binary. One global subscriber: a per-test scoped one
+/// races with the callsite interest cache when tests run in parallel.
+fn captured_logs() -> &'static CapturedLogs {
+    static LOGS: std::sync::OnceLock<CapturedLogs> = std::sync::OnceLock::new();
+    LOGS.get_or_init(|| {
+        let logs = CapturedLogs::default();
+        tracing_subscriber::fmt()
+            .with_writer(logs.clone())
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .init();
+        logs
+    })
+}
+
+/// Collects log lines in a buffer.
 #[derive(Clone, Default)]
 struct CapturedLogs(Arc<Mutex<Vec<u8>>>);
 
@@ -145,6 +160,7 @@ impl Harness {
         credentials: Option<&str>,
         deadline: Duration,
     ) -> Self {
+        captured_logs();
         let cluster = Cluster::start(profile, marathon_extra);
         let dir = tempfile::tempdir().unwrap();
         let desired = dir.path().join("desired");
@@ -676,13 +692,7 @@ async fn wrong_credentials_are_a_clear_error_that_never_prints_them() {
 
 #[tokio::test]
 async fn secret_values_never_reach_plans_status_audit_or_logs() {
-    let logs = CapturedLogs::default();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(logs.clone())
-        .with_max_level(tracing::Level::DEBUG)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let logs = captured_logs();
     let mut h = Harness::new("1.10");
     let plan = Planner::new(h.registry.clone(), h.desired())
         .plan()

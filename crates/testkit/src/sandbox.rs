@@ -41,6 +41,24 @@ boto3.client("route53", **kw).create_hosted_zone(Name="clickcount.example.org.",
 print(vpc, subnet)
 "#;
 
+/// Creates the VPC, subnet, key pair and hosted zone the example expects in the moto at `url`;
+/// returns the VPC and subnet ids.
+pub fn prepare_moto(url: &str) -> (String, String) {
+    let prepared = Command::new(python())
+        .args(["-c", PREPARE_AWS, url])
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()
+        .expect("python runs");
+    assert!(
+        prepared.status.success(),
+        "preparing moto failed: {}",
+        String::from_utf8_lossy(&prepared.stderr)
+    );
+    let ids = String::from_utf8_lossy(&prepared.stdout).trim().to_owned();
+    let (vpc, subnet) = ids.split_once(' ').expect("a vpc and a subnet id");
+    (vpc.to_owned(), subnet.to_owned())
+}
+
 /// A running sandbox. Fields are public so tests can reach every peer.
 pub struct Sandbox {
     pub moto: Moto,
@@ -71,18 +89,8 @@ impl Sandbox {
             .tempdir()
             .expect("a temporary directory");
         let moto = Moto::start();
-        let prepared = Command::new(python())
-            .args(["-c", PREPARE_AWS, &moto.url])
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .output()
-            .expect("python runs");
-        assert!(
-            prepared.status.success(),
-            "preparing moto failed: {}",
-            String::from_utf8_lossy(&prepared.stderr)
-        );
-        let ids = String::from_utf8_lossy(&prepared.stdout).trim().to_owned();
-        let (vpc, subnet) = ids.split_once(' ').expect("a vpc and a subnet id");
+        let (vpc, subnet) = prepare_moto(&moto.url);
+        let (vpc, subnet) = (vpc.as_str(), subnet.as_str());
         let hosts = TestHosts::start(&HOSTS, &HostOptions::default());
         let desired = work.path().join("desired-state");
         write_desired_state(workspace, &desired, vpc, subnet, sim, work.path());
