@@ -178,6 +178,10 @@ fn the_example_cluster_converges_and_stays_converged() {
     });
     std::thread::sleep(Duration::from_millis(400));
     assert_eq!(sandbox.stop_daemon(), Some(0), "SIGTERM drains and exits 0");
+    edit_app(&sandbox, "mesos-ui.json", |app| app["instances"] = 2.into());
+    let (code, plan) = sandbox.plan();
+    assert_eq!(code, Some(2), "changes are pending:\n{plan}");
+    assert!(plan.contains("marathon_app//mesos-ui: scale"), "{plan}");
     sandbox.start_daemon();
     sandbox.wait_for("converged again after the restart", CONVERGE, |s| {
         all_in_sync(s) && resource(s, "marathon_app", "/gitlab-runner")["condition"] == "in_sync"
@@ -196,5 +200,18 @@ fn the_example_cluster_converges_and_stays_converged() {
         Some(6),
         "no app lost"
     );
-    assert_eq!(marathon_app("/gitlab-runner")["app"]["instances"], 2);
+    for id in ["/gitlab-runner", "/mesos-ui"] {
+        let started = std::time::Instant::now();
+        while marathon_app(id)["app"]["instances"] != 2 {
+            assert!(
+                started.elapsed() < Duration::from_secs(60),
+                "{id} never reached 2 instances in Marathon: {:#}\n/status: {:#}",
+                marathon_app(id),
+                resource(&sandbox.status().unwrap_or_default(), "marathon_app", id)
+            );
+            std::thread::sleep(Duration::from_millis(250));
+        }
+    }
+    let (code, plan) = sandbox.plan();
+    assert_eq!(code, Some(0), "nothing left to do:\n{plan}");
 }

@@ -142,6 +142,21 @@ impl Sandbox {
         child.wait().ok().and_then(|status| status.code())
     }
 
+    /// Runs `converged plan` on the sandbox's configuration: its exit code and output.
+    pub fn plan(&self) -> (Option<i32>, String) {
+        let output = Command::new(&self.converged)
+            .args(["plan", "--config", self.config.to_str().unwrap_or_default()])
+            .envs(DAEMON_ENV)
+            .output()
+            .expect("converged plan runs");
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&output.stdout),
+            String::from_utf8_lossy(&output.stderr)
+        );
+        (output.status.code(), text)
+    }
+
     pub fn log_path(&self) -> PathBuf {
         self.work.path().join("converged.log")
     }
