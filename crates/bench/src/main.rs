@@ -254,6 +254,44 @@ fn request_seconds(metrics: &Metrics) -> f64 {
         .get_sample_sum()
 }
 
+/// One no-op cycle and what it cost: wall, converged's CPU, time in requests, requests by
+/// operation, writes. `waited` sums the request time of the services measured.
+async fn measured_cycle(
+    engine: &mut Engine,
+    metrics: &Metrics,
+    waited: impl Fn(&Metrics) -> f64,
+) -> anyhow::Result<serde_json::Value> {
+    let before_requests = request_counts(metrics);
+    let before_cpu = cpu_seconds()?;
+    let before_wait = waited(metrics);
+    let wall = Instant::now();
+    let report = engine
+        .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+        .await;
+    let wall = wall.elapsed().as_secs_f64();
+    let cpu = cpu_seconds()? - before_cpu;
+    let after = request_counts(metrics);
+    let mut delta = serde_json::Map::new();
+    for (operation, count) in after.as_object().into_iter().flatten() {
+        let was = before_requests[operation].as_f64().unwrap_or(0.0);
+        let now = count.as_f64().unwrap_or(0.0);
+        if now > was {
+            delta.insert(operation.clone(), json!(now - was));
+        }
+    }
+    Ok(
+        json!({"wall_seconds": wall, "cpu_seconds": cpu, "request_seconds": waited(metrics) - before_wait,
+              "requests": delta, "writes": report.applied}),
+    )
+}
+
+fn merged(mut measured: serde_json::Value, extra: serde_json::Value) -> serde_json::Value {
+    if let (Some(target), Some(source)) = (measured.as_object_mut(), extra.as_object()) {
+        target.extend(source.clone());
+    }
+    measured
+}
+
 async fn marathon_noop(apps: usize, agents: usize, cycles: usize) -> anyhow::Result<()> {
     let peers = start_peers(agents);
     let dir = tempfile::tempdir()?;
@@ -278,31 +316,10 @@ async fn marathon_noop(apps: usize, agents: usize, cycles: usize) -> anyhow::Res
     let cold = started.elapsed();
     let metrics = &setup.timeline.metrics;
     for _ in 0..cycles {
-        let before_requests = request_counts(metrics);
-        let before_cpu = cpu_seconds()?;
-        let before_wait = request_seconds(metrics);
-        let wall = Instant::now();
-        let report = engine
-            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
-            .await;
-        let wall = wall.elapsed().as_secs_f64();
-        let cpu = cpu_seconds()? - before_cpu;
-        let waited = request_seconds(metrics) - before_wait;
-        let after = request_counts(metrics);
-        let mut delta = serde_json::Map::new();
-        for (operation, count) in after.as_object().into_iter().flatten() {
-            let was = before_requests[operation].as_f64().unwrap_or(0.0);
-            let now = count.as_f64().unwrap_or(0.0);
-            if now > was {
-                delta.insert(operation.clone(), json!(now - was));
-            }
-        }
-        println!(
-            "{}",
-            json!({"bench": "marathon_noop", "apps": apps, "agents": agents, "wall_seconds": wall,
-                   "cpu_seconds": cpu, "request_seconds": waited, "requests": delta,
-                   "writes": report.applied, "cold_convergence_seconds": cold.as_secs_f64()})
-        );
+        let measured = measured_cycle(&mut engine, metrics, request_seconds).await?;
+        let context = json!({"bench": "marathon_noop", "apps": apps, "agents": agents,
+                             "cold_convergence_seconds": cold.as_secs_f64()});
+        println!("{}", merged(measured, context));
     }
     println!(
         "{}",
@@ -392,30 +409,10 @@ async fn aws_noop(instances: usize, records: usize, cycles: usize) -> anyhow::Re
             .sum::<f64>()
     };
     for _ in 0..cycles {
-        let before_requests = request_counts(&metrics);
-        let before_cpu = cpu_seconds()?;
-        let before_wait = waited(&metrics);
-        let wall = Instant::now();
-        let report = engine
-            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
-            .await;
-        let wall = wall.elapsed().as_secs_f64();
-        let cpu = cpu_seconds()? - before_cpu;
-        let after = request_counts(&metrics);
-        let mut delta = serde_json::Map::new();
-        for (operation, count) in after.as_object().into_iter().flatten() {
-            let was = before_requests[operation].as_f64().unwrap_or(0.0);
-            let now = count.as_f64().unwrap_or(0.0);
-            if now > was {
-                delta.insert(operation.clone(), json!(now - was));
-            }
-        }
-        println!(
-            "{}",
-            json!({"bench": "aws_noop", "instances": instances, "records": records, "wall_seconds": wall,
-                   "cpu_seconds": cpu, "request_seconds": waited(&metrics) - before_wait, "requests": delta,
-                   "writes": report.applied, "cold_convergence_seconds": cold.as_secs_f64()})
-        );
+        let measured = measured_cycle(&mut engine, &metrics, waited).await?;
+        let context = json!({"bench": "aws_noop", "instances": instances, "records": records,
+                             "cold_convergence_seconds": cold.as_secs_f64()});
+        println!("{}", merged(measured, context));
     }
     println!(
         "{}",

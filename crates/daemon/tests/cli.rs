@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use converged_testkit::copy_dir;
+
 const BINARY: &str = env!("CARGO_BIN_EXE_converged");
 
 fn example() -> PathBuf {
@@ -19,19 +21,6 @@ fn converged(args: &[&str]) -> Output {
         .env_remove("CONVERGED_CONFIG")
         .output()
         .expect("the converged binary runs")
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
-        }
-    }
 }
 
 #[test]

@@ -15,7 +15,7 @@ use converged_core::reconciler::Registry;
 use converged_core::secret::SecretRef;
 use converged_mesos::marathon::api::{AppBody, HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
-use converged_testkit::SimProcess;
+use converged_testkit::{SimProcess, copy_dir};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -339,19 +339,6 @@ impl Harness {
                 "deployments never finished"
             );
             tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-}
-
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        let target = to.join(entry.file_name());
-        if entry.file_type().unwrap().is_dir() {
-            copy_dir(&entry.path(), &target);
-        } else {
-            std::fs::copy(entry.path(), target).unwrap();
         }
     }
 }

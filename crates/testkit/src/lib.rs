@@ -441,6 +441,22 @@ impl Drop for SimProcess {
     }
 }
 
+/// Copies a directory tree (test fixtures such as the example desired state).
+pub fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap_or_else(|err| panic!("create {}: {err}", to.display()));
+    let entries =
+        std::fs::read_dir(from).unwrap_or_else(|err| panic!("read {}: {err}", from.display()));
+    for entry in entries.flatten() {
+        let target = to.join(entry.file_name());
+        if entry.file_type().is_ok_and(|kind| kind.is_dir()) {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target)
+                .unwrap_or_else(|err| panic!("copy {}: {err}", entry.path().display()));
+        }
+    }
+}
+
 /// Polls `check` every 50 ms until it returns `Some`, panicking with `what` after `timeout`.
 pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
