@@ -466,13 +466,9 @@ impl Engine {
             .values()
             .flat_map(|plan| plan.resources.iter().map(|r| (r.id.clone(), r.ready)))
             .collect();
-        let observed_kinds: Vec<Kind> = plans.keys().copied().collect();
-        let live: Vec<ResourceId> = plans
-            .values()
-            .flat_map(|plan| plan.resources.iter().map(|r| r.id.clone()))
-            .collect();
+        // A record of an observed kind whose resource no plan mentions any more is gone.
         self.records
-            .retain(|id, _| !observed_kinds.contains(&id.kind) || live.contains(id));
+            .retain(|id, _| !plans.contains_key(&id.kind) || ready.contains_key(id));
 
         let mut report = CycleReport::default();
         let mut deletions = Vec::new();
