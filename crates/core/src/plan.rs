@@ -3,7 +3,9 @@
 
 use serde::Serialize;
 
-use crate::resource::ResourceId;
+use std::collections::{BTreeSet, HashMap};
+
+use crate::resource::{Kind, ResourceId};
 
 /// One field that differs. Values are display strings: whoever builds a change from a secret
 /// uses `FieldChange::redacted` so no secret can reach a plan, a log or `/status`.
@@ -195,6 +197,47 @@ impl<A> KindPlan<A> {
 
     pub fn action_count(&self) -> usize {
         self.resources.iter().map(|r| r.actions().len()).sum()
+    }
+}
+
+/// Which resources one cycle's plans found ready, and which kinds were observed at all: what
+/// decides whether an action waits for its dependencies.
+#[derive(Debug, Default)]
+pub struct Readiness {
+    resources: HashMap<ResourceId, bool>,
+    observed_kinds: BTreeSet<Kind>,
+}
+
+impl Readiness {
+    /// Notes a kind's plan: the kind was observed, and how ready each of its resources is.
+    pub fn observed<A>(&mut self, kind: Kind, resources: &[ResourcePlan<A>]) {
+        self.observed_kinds.insert(kind);
+        self.resources
+            .extend(resources.iter().map(|r| (r.id.clone(), r.ready)));
+    }
+
+    /// Whether some plan this cycle mentions `id`.
+    pub fn knows(&self, id: &ResourceId) -> bool {
+        self.resources.contains_key(id)
+    }
+
+    /// The first dependency that holds `actions` back, and why. A tear-down waits only for
+    /// what still stands: a dependency its observed kind no longer reports is gone, not pending.
+    pub fn blocker<'a, A>(
+        &self,
+        depends_on: &'a [ResourceId],
+        actions: &[PlannedAction<A>],
+    ) -> Option<(&'a ResourceId, String)> {
+        let tears_down = !actions.is_empty() && actions.iter().all(|action| action.deletes);
+        depends_on.iter().find_map(|dependency| {
+            match self.resources.get(dependency) {
+                Some(true) => None,
+                Some(false) => Some(format!("waiting for {dependency} to be ready")),
+                None if tears_down && self.observed_kinds.contains(&dependency.kind) => None,
+                None => Some(format!("waiting for {dependency}, which was not observed")),
+            }
+            .map(|why| (dependency, why))
+        })
     }
 }
 

@@ -2,7 +2,7 @@
 //! plans, applies in dependency order (deletions last, in reverse), and records conditions,
 //! metrics and the audit trail. I/O happens only through the registered reconcilers.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -11,7 +11,7 @@ use converged_core::backoff::BackoffPolicy;
 use converged_core::condition::{Condition, LastAction, LastError, ResourceStatus};
 use converged_core::load::{Fingerprint, fingerprint};
 use converged_core::model::Mode;
-use converged_core::plan::{ResourcePlan, Verdict};
+use converged_core::plan::{Readiness, ResourcePlan, Verdict};
 use converged_core::reconciler::{
     DynReconciler, ErasedAction, ErasedKindPlan, ErasedPayload, Registry,
 };
@@ -462,13 +462,13 @@ impl Engine {
         plans: BTreeMap<Kind, ErasedKindPlan>,
         request: CycleRequest,
     ) -> CycleReport {
-        let ready: HashMap<ResourceId, bool> = plans
-            .values()
-            .flat_map(|plan| plan.resources.iter().map(|r| (r.id.clone(), r.ready)))
-            .collect();
+        let mut ready = Readiness::default();
+        for (kind, plan) in &plans {
+            ready.observed(*kind, &plan.resources);
+        }
         // A record of an observed kind whose resource no plan mentions any more is gone.
         self.records
-            .retain(|id, _| !plans.contains_key(&id.kind) || ready.contains_key(id));
+            .retain(|id, _| !plans.contains_key(&id.kind) || ready.knows(id));
 
         let mut report = CycleReport::default();
         let mut deletions = Vec::new();
@@ -540,7 +540,7 @@ impl Engine {
         desired: &DesiredState,
         kind: Kind,
         resources: Vec<ResourcePlan<ErasedPayload>>,
-        ready: &HashMap<ResourceId, bool>,
+        ready: &Readiness,
     ) -> CycleReport {
         let now = Instant::now();
         let shared = Arc::clone(&self.shared);
@@ -586,16 +586,7 @@ impl Engine {
                 Decision::Report(format!("observe mode: would {summary}"))
             } else if paused {
                 Decision::Report(format!("paused: would {summary}"))
-            } else if let Some(dependency) = resource
-                .depends_on
-                .iter()
-                .find(|dependency| !ready.get(*dependency).copied().unwrap_or(false))
-            {
-                let why = if ready.contains_key(dependency) {
-                    format!("waiting for {dependency} to be ready")
-                } else {
-                    format!("waiting for {dependency}, which was not observed")
-                };
+            } else if let Some((dependency, why)) = ready.blocker(&resource.depends_on, &actions) {
                 Decision::Blocked(dependency.clone(), why)
             } else if let Some(hold) = &record.hold {
                 Decision::Held(match hold {

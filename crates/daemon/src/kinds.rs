@@ -11,7 +11,7 @@ use converged_hosts::{
 };
 use converged_mesos::agent::api::HttpMesosMaster;
 use converged_mesos::agent::reconciler::MesosAgents;
-use converged_mesos::marathon::api::{HttpMarathon, MarathonEndpoint};
+use converged_mesos::marathon::api::{HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
 use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
 
@@ -71,12 +71,12 @@ pub fn registry(
             kind: "mesos_agent",
             message: err.to_string(),
         })?;
-    registry.register(MesosAgents::new(
+    let mut agents = MesosAgents::new(
         layer,
         Arc::new(master),
         config.mesos.urls(),
         config.mesos.agent_grace,
-    ));
+    );
 
     let urls = config.marathon.urls();
     if !urls.is_empty() {
@@ -89,14 +89,19 @@ pub fn registry(
                 .map(|path| SecretRef::File(path.display().to_string())),
             allowed_networks: config.ssh.allowed_networks.clone(),
         };
-        let client = HttpMarathon::new(endpoint, recorder).map_err(|err| DaemonError::Kind {
-            kind: "marathon_app",
-            message: err.to_string(),
-        })?;
+        let client: Arc<dyn MarathonApi> = Arc::new(
+            HttpMarathon::new(endpoint, recorder).map_err(|err| DaemonError::Kind {
+                kind: "marathon_app",
+                message: err.to_string(),
+            })?,
+        );
+        // Draining an agent moves its Marathon tasks before its machine goes down.
+        agents = agents.with_marathon(Arc::clone(&client));
         registry.register(MarathonApps::new(
-            Arc::new(client),
+            client,
             config.marathon.deployment_deadline,
         ));
     }
+    registry.register(agents);
     Ok(registry)
 }

@@ -34,7 +34,7 @@ type SharedWorld = Arc<Mutex<World>>;
 
 /// A kind over `desired.apps`: resource name = app id, value = instances. Ids starting with
 /// `/foreign` are someone else's. A label `needs = <node>` makes the app depend on that node's
-/// instance.
+/// instance; so does an id `/on-<node>` when the app is deleted.
 struct FakeApps(SharedWorld);
 
 #[derive(Debug, Clone)]
@@ -115,6 +115,9 @@ impl Reconciler for FakeApps {
                     },
                 )
             } else {
+                let runs_on = name
+                    .strip_prefix("/on-")
+                    .map(|node| ResourceId::new(Kind::Instance, node));
                 ResourcePlan::act(
                     id,
                     vec![
@@ -126,6 +129,7 @@ impl Reconciler for FakeApps {
                         .deleting(),
                     ],
                 )
+                .depends_on(runs_on)
             });
         }
         KindPlan::new(resources)
@@ -545,6 +549,36 @@ async fn a_dependency_that_was_not_observed_blocks_with_a_reason() {
         "{}",
         blocked.reason
     );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_deletion_waits_for_a_dependency_that_stands_but_not_for_one_that_is_gone() {
+    let mut h = Harness::new(&format!(
+        "{CLUSTER_WITH_NODE}[kinds.marathon_app]\nprune = true\n"
+    ));
+    for name in ["/on-alpha", "/on-ghost"] {
+        h.world.lock().unwrap().apps.insert(name.into(), 1);
+    }
+    for name in ["a", "b"] {
+        h.write_app(&format!("{name}.json"), &format!("/{name}"), 1);
+    }
+    h.cycle().await;
+    let apps = h.world.lock().unwrap().apps.clone();
+    assert!(
+        !apps.contains_key("/on-ghost"),
+        "instance/ghost is not reported by its observed kind: nothing to wait for"
+    );
+    assert!(apps.contains_key("/on-alpha"));
+    let waiting = h.app("/on-alpha");
+    assert_eq!(waiting.condition, Condition::Blocked);
+    assert!(
+        waiting.reason.contains("instance/alpha to be ready"),
+        "{}",
+        waiting.reason
+    );
+
+    h.cycle().await;
+    assert!(!h.world.lock().unwrap().apps.contains_key("/on-alpha"));
 }
 
 #[tokio::test(start_paused = true)]

@@ -1,7 +1,8 @@
-//! The crate's error enum: failed Marathon operations, each with the error class that drives
-//! the engine's backoff.
+//! The crate's error enum: failed Marathon and Mesos master operations, each with the error
+//! class that drives the engine's backoff.
 
 use converged_core::{ErrorClass, ReconcileError};
+use converged_hosts::HostsError;
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MesosError {
@@ -46,6 +47,29 @@ pub enum MesosError {
     AddressNotAllowed { url: String, reason: String },
     #[error("could not read the Marathon credentials: {message}")]
     Credentials { message: String },
+    #[error("failed to {operation} on the Mesos master at {url}: {message}")]
+    MasterUnreachable {
+        operation: &'static str,
+        url: String,
+        message: String,
+    },
+    #[error("the Mesos master refused {operation}: {status} {message}")]
+    MasterRejected {
+        operation: &'static str,
+        status: u16,
+        message: String,
+    },
+    #[error("the Mesos master's answer to {operation} was not understood: {message}")]
+    MasterDecode {
+        operation: &'static str,
+        message: String,
+    },
+    #[error("failed to restart the agent on node {node}: {source}")]
+    RestartAgent {
+        node: String,
+        #[source]
+        source: Box<HostsError>,
+    },
 }
 
 impl MesosError {
@@ -54,18 +78,22 @@ impl MesosError {
             Self::Unreachable { .. }
             | Self::Locked { .. }
             | Self::Unavailable { .. }
-            | Self::Decode { .. } => ErrorClass::Transient,
+            | Self::Decode { .. }
+            | Self::MasterUnreachable { .. }
+            | Self::MasterRejected { .. }
+            | Self::MasterDecode { .. } => ErrorClass::Transient,
             Self::Throttled { .. } => ErrorClass::Throttled,
             Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Credentials { .. } => {
                 ErrorClass::Invalid
             }
             Self::AddressNotAllowed { .. } => ErrorClass::Unsafe,
+            Self::RestartAgent { source, .. } => source.class(),
         }
     }
 
-    pub fn into_observe(self) -> ReconcileError {
+    pub fn into_observe(self, kind: &'static str) -> ReconcileError {
         ReconcileError::Observe {
-            kind: "marathon_app",
+            kind,
             class: self.class(),
             message: self.to_string(),
         }

@@ -6,7 +6,7 @@
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use converged_core::plan::Verdict;
+use converged_core::plan::{Readiness, Verdict};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, ErrorClass, ResourceId};
 
@@ -100,10 +100,10 @@ impl Driver {
                 Err(err) => pass.observe_errors.push(err.to_string()),
             }
         }
-        let ready: BTreeMap<ResourceId, bool> = plans
-            .iter()
-            .flat_map(|(_, plan)| plan.resources.iter().map(|r| (r.id.clone(), r.ready)))
-            .collect();
+        let mut ready = Readiness::default();
+        for (reconciler, plan) in &plans {
+            ready.observed(reconciler.kind(), &plan.resources);
+        }
         for (reconciler, plan) in plans {
             for resource in plan.resources {
                 let outcome = match resource.verdict {
@@ -113,10 +113,7 @@ impl Driver {
                     Verdict::Failed { reason } => Outcome::Failed(reason),
                     Verdict::Unmanaged { reason } => Outcome::Unmanaged(reason),
                     Verdict::Act { actions } => {
-                        if let Some(dependency) = resource
-                            .depends_on
-                            .iter()
-                            .find(|dependency| !ready.get(*dependency).copied().unwrap_or(false))
+                        if let Some((dependency, _)) = ready.blocker(&resource.depends_on, &actions)
                         {
                             Outcome::Blocked(dependency.clone())
                         } else {

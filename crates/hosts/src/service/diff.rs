@@ -102,7 +102,12 @@ pub fn plan(desired: &DesiredState, observed: &HostsObserved) -> KindPlan<HostAc
                 "runs on the host, but the node's roles no longer include it",
             )
             .deleting();
-            resources.push(ResourcePlan::act(service_id(node, name), vec![action]));
+            // An agent is drained (its tasks moved, its machine down) before it is stopped.
+            let drained_first = (name == Role::MesosAgent.as_str())
+                .then(|| ResourceId::new(Kind::MesosAgent, node));
+            resources.push(
+                ResourcePlan::act(service_id(node, name), vec![action]).depends_on(drained_first),
+            );
         }
     }
     KindPlan::new(resources)
@@ -415,6 +420,21 @@ mod tests {
             .unwrap();
         assert!(stop.actions()[0].deletes);
         assert_eq!(stop.actions()[0].verb, "stop");
+        assert_eq!(
+            stop.depends_on,
+            [ResourceId::new(Kind::MesosAgent, "a")],
+            "the agent is drained before its service stops"
+        );
+        let marathon = plan
+            .resources
+            .iter()
+            .find(|r| r.id.name == "a/marathon")
+            .unwrap();
+        assert!(
+            !marathon
+                .depends_on
+                .contains(&ResourceId::new(Kind::MesosAgent, "a"))
+        );
     }
 
     #[test]

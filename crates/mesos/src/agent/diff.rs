@@ -1,5 +1,7 @@
 //! The `mesos_agent` plan (pure, no client): agent nodes × the leading master's view → in
-//! sync, waiting (no leader, grace period, attributes still rolling out), or restart.
+//! sync, waiting (no leader, grace period, attributes still rolling out), or restart; and
+//! agents of nodes no longer desired → drained (schedule, move tasks, machine down) before
+//! anything below them is torn down.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -11,7 +13,10 @@ use converged_core::{DesiredState, Kind, ResourceId};
 use converged_hosts::NodeAddress;
 use converged_hosts::service::diff::service_id;
 
-use super::api::{Agent, MasterView};
+use super::api::{Agent, Machine, MaintenanceStatus, MasterView};
+
+/// The framework name Marathon registers with unless `--framework_name` says otherwise.
+pub const MARATHON_FRAMEWORK: &str = "marathon";
 
 #[derive(Debug, Clone)]
 pub struct AgentsObserved {
@@ -20,12 +25,23 @@ pub struct AgentsObserved {
     /// How long each agent node has been seen without an active agent.
     pub missing_for: BTreeMap<String, Duration>,
     pub grace: Duration,
+    /// Read only while some agent is departing; otherwise `Ok(default)`.
+    pub maintenance: Result<MaintenanceStatus, String>,
+    /// Whether a Marathon client is configured to move tasks off a draining agent.
+    pub can_move_tasks: bool,
 }
 
 #[derive(Debug, Clone)]
 pub enum AgentAction {
     /// Restart the node's `mesos-agent` service as it is.
     Restart { node: String, ssh: SocketAddr },
+    /// Put the machine into a maintenance window: the master stops offering its resources.
+    ScheduleMaintenance { leader: String, machine: Machine },
+    /// Kill Marathon's tasks on a draining machine without scaling down, so Marathon runs
+    /// them elsewhere.
+    MoveTasks { task_ids: Vec<String> },
+    /// Bring the drained machine down: the master shuts its agent down.
+    MachineDown { leader: String, machine: Machine },
 }
 
 /// The agent registered for `node` (by hostname, else by address), preferring an active one:
@@ -49,8 +65,126 @@ pub fn find_agent<'a>(
         .copied()
 }
 
+/// Agents the leader knows that belong to no desired agent node (by hostname or address), one
+/// per hostname, the active registration preferred.
+pub fn departing_agents<'a>(
+    desired: &DesiredState,
+    observed: &'a AgentsObserved,
+) -> Vec<&'a Agent> {
+    let Ok(MasterView::Led { agents, .. }) = &observed.view else {
+        return Vec::new();
+    };
+    let names: Vec<&str> = desired
+        .nodes_with_role(Role::MesosAgent)
+        .map(|node| node.name.as_str())
+        .collect();
+    let addresses: Vec<std::net::IpAddr> = names
+        .iter()
+        .filter_map(|name| observed.addresses.get(*name)?.as_ref().ok())
+        .map(|address| address.ip)
+        .collect();
+    let mut by_host: BTreeMap<&str, &Agent> = BTreeMap::new();
+    for agent in agents {
+        let desired_here = names.contains(&agent.hostname.as_str())
+            || agent.ip.is_some_and(|ip| addresses.contains(&ip));
+        if desired_here {
+            continue;
+        }
+        let chosen = by_host.entry(agent.hostname.as_str()).or_insert(agent);
+        if agent.active && !chosen.active {
+            *chosen = agent;
+        }
+    }
+    by_host.into_values().collect()
+}
+
+/// The machine a departing agent runs on, as the maintenance API names it.
+pub fn machine_of(agent: &Agent) -> Machine {
+    Machine {
+        hostname: agent.hostname.to_lowercase(),
+        ip: agent.ip.map(|ip| ip.to_string()).unwrap_or_default(),
+    }
+}
+
+/// One departing agent's next drain step. It is ready (its node may be released) only once its
+/// machine is down.
+fn drain_plan(
+    agent: &Agent,
+    leader: &str,
+    observed: &AgentsObserved,
+) -> Option<ResourcePlan<AgentAction>> {
+    let id = ResourceId::new(Kind::MesosAgent, &agent.hostname);
+    let machine = machine_of(agent);
+    let maintenance = match &observed.maintenance {
+        Ok(maintenance) => maintenance,
+        Err(reason) => {
+            return Some(ResourcePlan::new(
+                id,
+                Verdict::Converging {
+                    reason: format!(
+                        "no longer desired; the maintenance status cannot be read: {reason}"
+                    ),
+                },
+            ));
+        }
+    };
+    let act = |action: AgentAction, verb: &'static str, reason: String| {
+        ResourcePlan::act(
+            id.clone(),
+            vec![PlannedAction::new(action, verb, reason).deleting()],
+        )
+    };
+    if maintenance.down.contains(&machine) {
+        return Some(ResourcePlan::new(id, Verdict::InSync));
+    }
+    if maintenance.draining.contains(&machine) {
+        let marathon_tasks: Vec<String> = agent
+            .tasks
+            .iter()
+            .filter(|task| task.framework == MARATHON_FRAMEWORK)
+            .map(|task| task.id.clone())
+            .collect();
+        if observed.can_move_tasks && !marathon_tasks.is_empty() {
+            let count = marathon_tasks.len();
+            return Some(act(
+                AgentAction::MoveTasks {
+                    task_ids: marathon_tasks,
+                },
+                "move_tasks",
+                format!("draining: Marathon still runs {count} task(s) on the agent"),
+            ));
+        }
+        return Some(act(
+            AgentAction::MachineDown {
+                leader: leader.to_owned(),
+                machine,
+            },
+            "machine_down",
+            "drained: no Marathon task left on the agent".into(),
+        ));
+    }
+    // A dead registration of a node already gone holds nothing to drain.
+    agent.active.then(|| {
+        act(
+            AgentAction::ScheduleMaintenance {
+                leader: leader.to_owned(),
+                machine,
+            },
+            "schedule_maintenance",
+            "the node no longer has the mesos-agent role: draining its agent".into(),
+        )
+    })
+}
+
 pub fn plan(desired: &DesiredState, observed: &AgentsObserved) -> KindPlan<AgentAction> {
     let mut resources = Vec::new();
+    if let Ok(MasterView::Led { leader, .. }) = &observed.view {
+        resources.extend(
+            departing_agents(desired, observed)
+                .into_iter()
+                .filter_map(|agent| drain_plan(agent, leader, observed)),
+        );
+    }
     let ensemble = (desired.nodes_with_role(Role::Zookeeper).count() > 0)
         .then(|| ResourceId::new(Kind::ZookeeperEnsemble, &desired.cluster.name));
     for node in desired.nodes_with_role(Role::MesosAgent) {
@@ -158,6 +292,7 @@ mod tests {
     use converged_core::model::{ClusterSpec, Mode, Node, NodePolicy, Services};
 
     use super::*;
+    use crate::agent::api::AgentTask;
 
     fn desired() -> DesiredState {
         let node = |name: &str| Node {
@@ -193,6 +328,7 @@ mod tests {
             ip: Some("127.0.0.9".parse().unwrap()),
             active,
             attributes: BTreeMap::from([("env".to_owned(), env.to_owned())]),
+            tasks: Vec::new(),
         }
     }
 
@@ -209,6 +345,8 @@ mod tests {
             )]),
             missing_for: BTreeMap::from([("a".to_owned(), Duration::from_secs(missing))]),
             grace: Duration::from_secs(10),
+            maintenance: Ok(MaintenanceStatus::default()),
+            can_move_tasks: true,
         }
     }
 
@@ -265,7 +403,11 @@ mod tests {
         ];
         for (name, world, expected) in cases {
             let plan = plan(&desired(), &world);
-            let resource = &plan.resources[0];
+            let resource = plan
+                .resources
+                .iter()
+                .find(|r| r.id == ResourceId::new(Kind::MesosAgent, "a"))
+                .unwrap();
             let got = match &resource.verdict {
                 Verdict::InSync => "in_sync",
                 Verdict::Drifted { .. } => "drifted",
@@ -296,5 +438,119 @@ mod tests {
             find_agent(&restarted, "a", None).unwrap().active,
             "the new registration wins"
         );
+    }
+
+    fn departing(tasks: &[(&str, &str)]) -> Agent {
+        let mut agent = agent("Gone", true, "gone");
+        agent.ip = Some("127.0.0.7".parse().unwrap());
+        agent.tasks = tasks
+            .iter()
+            .map(|(id, framework)| AgentTask {
+                id: (*id).into(),
+                framework: (*framework).into(),
+            })
+            .collect();
+        agent
+    }
+
+    #[test]
+    fn departing_agents_are_drained_step_by_step() {
+        let gone = Machine {
+            hostname: "gone".into(),
+            ip: "127.0.0.7".into(),
+        };
+        let draining = MaintenanceStatus {
+            draining: vec![gone.clone()],
+            down: Vec::new(),
+        };
+        let down = MaintenanceStatus {
+            draining: Vec::new(),
+            down: vec![gone.clone()],
+        };
+        let with_marathon_task = departing(&[("web.1", "marathon"), ("job.1", "chronos")]);
+        let with_other_task = departing(&[("job.1", "chronos")]);
+        let mut dead = departing(&[]);
+        dead.active = false;
+        let cases: Vec<(&str, Agent, MaintenanceStatus, bool, Option<&str>)> = vec![
+            (
+                "active, not scheduled",
+                with_marathon_task.clone(),
+                MaintenanceStatus::default(),
+                true,
+                Some("schedule_maintenance"),
+            ),
+            (
+                "draining with a Marathon task",
+                with_marathon_task.clone(),
+                draining.clone(),
+                true,
+                Some("move_tasks"),
+            ),
+            (
+                "draining, no Marathon client",
+                with_marathon_task,
+                draining.clone(),
+                false,
+                Some("machine_down"),
+            ),
+            (
+                "draining, only other frameworks' tasks",
+                with_other_task,
+                draining,
+                true,
+                Some("machine_down"),
+            ),
+            ("down", departing(&[]), down, true, Some("in_sync")),
+            (
+                "a dead registration, not scheduled",
+                dead,
+                MaintenanceStatus::default(),
+                true,
+                None,
+            ),
+        ];
+        for (name, gone_agent, maintenance, can_move_tasks, expected) in cases {
+            let mut world = observed(led(vec![agent("a", true, "a"), gone_agent]), 0);
+            world.maintenance = Ok(maintenance);
+            world.can_move_tasks = can_move_tasks;
+            let plan = plan(&desired(), &world);
+            let drain = plan
+                .resources
+                .iter()
+                .find(|r| r.id == ResourceId::new(Kind::MesosAgent, "Gone"));
+            let got = drain.map(|resource| match &resource.verdict {
+                Verdict::InSync => "in_sync",
+                Verdict::Act { actions } => {
+                    assert!(actions.iter().all(|a| a.deletes), "{name}: a drain deletes");
+                    actions[0].verb
+                }
+                _ => "other",
+            });
+            assert_eq!(got, expected, "{name}");
+            if let Some(resource) = drain {
+                assert_eq!(
+                    resource.ready,
+                    got == Some("in_sync"),
+                    "{name}: ready once down"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn agents_of_desired_nodes_are_never_drained() {
+        let mut by_address = agent("ip-10-0-0-1", true, "a");
+        by_address.ip = Some("127.0.0.1".parse().unwrap());
+        let world = observed(led(vec![agent("a", true, "a"), by_address]), 0);
+        assert!(departing_agents(&desired(), &world).is_empty());
+        let unreadable = AgentsObserved {
+            maintenance: Err("refused".into()),
+            ..observed(led(vec![departing(&[])]), 0)
+        };
+        let plan = plan(&desired(), &unreadable);
+        assert!(matches!(
+            plan.resources[0].verdict,
+            Verdict::Converging { ref reason } if reason.contains("maintenance status")
+        ));
     }
 }

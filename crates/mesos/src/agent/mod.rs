@@ -4,5 +4,4 @@
 
 pub mod api;
 pub mod diff;
-pub mod error;
 pub mod reconciler;

@@ -1,6 +1,7 @@
 //! The `mesos_agent` reconciler (glue, does I/O): resolve node addresses, ask the masters for
 //! the leader's view, track how long each agent has been missing, restart agent services
-//! through the host layer.
+//! through the host layer, and drain departing agents through the maintenance API and
+//! Marathon.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -12,11 +13,12 @@ use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
 use converged_core::{DesiredState, Kind, ReconcileError};
 use converged_hosts::render::service_port;
-use converged_hosts::{HostAction, HostLayer};
+use converged_hosts::{HostAction, HostLayer, HostsError, NodeAddress};
 
-use super::api::{MasterView, MesosMaster};
+use super::api::{Agent, MaintenanceStatus, MasterView, MesosMaster};
 use super::diff::{self, AgentAction, AgentsObserved, find_agent};
-use super::error::AgentError;
+use crate::error::MesosError;
+use crate::marathon::api::MarathonApi;
 
 pub struct MesosAgents {
     layer: Arc<HostLayer>,
@@ -25,6 +27,7 @@ pub struct MesosAgents {
     master_urls: Vec<String>,
     grace: Duration,
     missing_since: Mutex<BTreeMap<String, Instant>>,
+    marathon: Option<Arc<dyn MarathonApi>>,
 }
 
 impl MesosAgents {
@@ -40,7 +43,44 @@ impl MesosAgents {
             master_urls,
             grace,
             missing_since: Mutex::new(BTreeMap::new()),
+            marathon: None,
         }
+    }
+
+    /// How long each agent node has gone without an active agent, remembering when each was
+    /// first seen missing.
+    fn track_missing(
+        &self,
+        nodes: &[&Node],
+        known: &[Agent],
+        resolved: &BTreeMap<String, Result<NodeAddress, HostsError>>,
+    ) -> BTreeMap<String, Duration> {
+        let now = Instant::now();
+        let mut missing_since = self
+            .missing_since
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut missing_for = BTreeMap::new();
+        for node in nodes {
+            let ip = resolved
+                .get(&node.name)
+                .and_then(|address| address.as_ref().ok())
+                .map(|address| address.ip);
+            if find_agent(known, &node.name, ip).is_some_and(|agent| agent.active) {
+                missing_since.remove(&node.name);
+            } else {
+                let since = *missing_since.entry(node.name.clone()).or_insert(now);
+                missing_for.insert(node.name.clone(), now.duration_since(since));
+            }
+        }
+        missing_for
+    }
+
+    /// Lets a drain move Marathon's tasks off a departing agent before its machine goes down;
+    /// without it, the master kills them at machine down and Marathon replaces them then.
+    pub fn with_marathon(mut self, marathon: Arc<dyn MarathonApi>) -> Self {
+        self.marathon = Some(marathon);
+        self
     }
 }
 
@@ -78,39 +118,19 @@ impl Reconciler for MesosAgents {
         } else {
             match self.master.view(&urls).await {
                 Ok(view) => Ok(view),
-                Err(err @ AgentError::AddressNotAllowed { .. }) => {
-                    return Err(ReconcileError::Observe {
-                        kind: "mesos_agent",
-                        class: err.class(),
-                        message: err.to_string(),
-                    });
+                Err(err @ MesosError::AddressNotAllowed { .. }) => {
+                    return Err(err.into_observe("mesos_agent"));
                 }
                 Err(err) => Err(err.to_string()),
             }
         };
-        let now = Instant::now();
-        let mut missing_since = self
-            .missing_since
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        let mut missing_for = BTreeMap::new();
-        if let Ok(MasterView::Led { agents: known, .. }) = &view {
-            for node in &agents {
-                let ip = resolved
-                    .get(&node.name)
-                    .and_then(|address| address.as_ref().ok())
-                    .map(|address| address.ip);
-                let active = find_agent(known, &node.name, ip).is_some_and(|agent| agent.active);
-                if active {
-                    missing_since.remove(&node.name);
-                } else {
-                    let since = *missing_since.entry(node.name.clone()).or_insert(now);
-                    missing_for.insert(node.name.clone(), now.duration_since(since));
-                }
+        let missing_for = match &view {
+            Ok(MasterView::Led { agents: known, .. }) => {
+                self.track_missing(&agents, known, &resolved)
             }
-        }
-        drop(missing_since);
-        Ok(AgentsObserved {
+            _ => BTreeMap::new(),
+        };
+        let mut observed = AgentsObserved {
             view,
             addresses: resolved
                 .into_iter()
@@ -118,7 +138,19 @@ impl Reconciler for MesosAgents {
                 .collect(),
             missing_for,
             grace: self.grace,
-        })
+            maintenance: Ok(MaintenanceStatus::default()),
+            can_move_tasks: self.marathon.is_some(),
+        };
+        if let Ok(MasterView::Led { leader, .. }) = &observed.view
+            && !diff::departing_agents(desired, &observed).is_empty()
+        {
+            observed.maintenance = self
+                .master
+                .maintenance_status(leader)
+                .await
+                .map_err(|err| err.to_string());
+        }
+        Ok(observed)
     }
 
     fn plan(desired: &DesiredState, observed: &AgentsObserved) -> KindPlan<AgentAction> {
@@ -136,7 +168,7 @@ impl Reconciler for MesosAgents {
                     })
                     .await
                     .map_err(|source| {
-                        AgentError::RestartAgent {
+                        MesosError::RestartAgent {
                             node: node.clone(),
                             source: Box::new(source),
                         }
@@ -148,6 +180,33 @@ impl Reconciler for MesosAgents {
                     .unwrap_or_else(|poisoned| poisoned.into_inner())
                     .insert(node.clone(), Instant::now());
                 tracing::info!(node = %node, "restarted Mesos agent service");
+            }
+            AgentAction::ScheduleMaintenance { leader, machine } => {
+                self.master
+                    .schedule_maintenance(leader, machine)
+                    .await
+                    .map_err(|err| err.into_apply("schedule_maintenance"))?;
+                tracing::info!(hostname = %machine.hostname, ip = %machine.ip, "scheduled maintenance for a departing agent");
+            }
+            AgentAction::MoveTasks { task_ids } => {
+                let Some(marathon) = &self.marathon else {
+                    return Ok(());
+                };
+                marathon
+                    .kill_tasks(task_ids)
+                    .await
+                    .map_err(|err| err.into_apply("move_tasks"))?;
+                tracing::info!(
+                    tasks = task_ids.len(),
+                    "killed Marathon tasks on a draining agent for Marathon to replace elsewhere"
+                );
+            }
+            AgentAction::MachineDown { leader, machine } => {
+                self.master
+                    .machine_down(leader, machine)
+                    .await
+                    .map_err(|err| err.into_apply("machine_down"))?;
+                tracing::info!(hostname = %machine.hostname, ip = %machine.ip, "brought a drained machine down");
             }
         }
         Ok(())

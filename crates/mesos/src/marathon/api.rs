@@ -89,6 +89,9 @@ pub trait MarathonApi: Send + Sync {
     async fn delete_app(&self, id: &str) -> Result<(), MesosError>;
     /// DELETE /v2/deployments/{id} without force: Marathon rolls the change back.
     async fn rollback_deployment(&self, id: &str) -> Result<(), MesosError>;
+    /// Kills tasks without scaling their apps down, so Marathon launches replacements
+    /// wherever offers allow. Tasks already gone are ignored by Marathon.
+    async fn kill_tasks(&self, task_ids: &[String]) -> Result<(), MesosError>;
 }
 
 /// Where and how to reach Marathon.
@@ -320,6 +323,22 @@ impl MarathonApi for HttpMarathon {
             s if s.is_success() || s == StatusCode::NOT_FOUND => Ok(()),
             _ => Err(error_for("rollback_deployment", status, &text, None)),
         }
+    }
+
+    async fn kill_tasks(&self, task_ids: &[String]) -> Result<(), MesosError> {
+        let body = serde_json::json!({ "ids": task_ids });
+        let (status, text) = self
+            .send(
+                "kill_tasks",
+                Method::POST,
+                "/v2/tasks/delete?scale=false",
+                Some(&body),
+            )
+            .await?;
+        if status.is_success() {
+            return Ok(());
+        }
+        Err(error_for("kill_tasks", status, &text, None))
     }
 }
 

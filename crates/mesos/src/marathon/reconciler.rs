@@ -39,7 +39,7 @@ impl Reconciler for MarathonApps {
             self.api.list_apps(),
             self.api.list_deployments()
         )
-        .map_err(crate::MesosError::into_observe)?;
+        .map_err(|err| err.into_observe("marathon_app"))?;
         let observed_at = SystemTime::now();
         let overdue = deployments.iter().any(|d| {
             d.started_at
@@ -51,7 +51,7 @@ impl Reconciler for MarathonApps {
             self.api
                 .launch_queue()
                 .await
-                .map_err(crate::MesosError::into_observe)?
+                .map_err(|err| err.into_observe("marathon_app"))?
         } else {
             Vec::new()
         };
