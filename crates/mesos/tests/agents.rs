@@ -1,7 +1,9 @@
 //! The whole node stack from nothing, through SSH only, on three sshd test hosts with the exec
 //! runtime: a real 3-member ZooKeeper ensemble, simulated Mesos masters electing through it,
 //! agents and Marathon (`converged-sim`). Then a hung agent (SIGSTOP) turns inactive in the
-//! master and the `mesos_agent` kind restarts its service.
+//! master and the `mesos_agent` kind restarts its service. Last, a node loses the
+//! `mesos-agent` role: its agent is drained (maintenance window, Marathon's tasks moved,
+//! machine down) before its service is stopped.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -15,8 +17,9 @@ use converged_hosts::{
     AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind, SshPool,
     SshSettings,
 };
-use converged_mesos::agent::api::HttpMesosMaster;
+use converged_mesos::agent::api::{Agent, HttpMesosMaster, MasterView, MesosMaster};
 use converged_mesos::agent::reconciler::MesosAgents;
+use converged_mesos::marathon::api::{AppBody, HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_testkit::driver::{Driver, Outcome, Pass};
 use converged_testkit::{HostOptions, TestHosts, sim_binary};
 use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
@@ -34,7 +37,7 @@ const HOSTS: [(&str, &str); 3] = [
 ];
 const JARS: &str = "/usr/share/java/zookeeper.jar:/usr/share/java/slf4j-simple.jar";
 
-fn write_desired(dir: &Path, sim: &Path) -> DesiredState {
+fn write_desired(dir: &Path, sim: &Path, without_agent: Option<&str>) -> DesiredState {
     for path in ["/usr/bin/java", "/usr/share/java/zookeeper.jar"] {
         assert!(
             Path::new(path).exists(),
@@ -43,9 +46,14 @@ fn write_desired(dir: &Path, sim: &Path) -> DesiredState {
     }
     let mut nodes = String::new();
     for (name, _) in HOSTS {
+        let agent = if without_agent == Some(name) {
+            ""
+        } else {
+            "\"mesos-agent\", "
+        };
         nodes.push_str(&format!(
             "[[nodes]]\nname = \"{name}\"\ninstance_type = \"t3.micro\"\nami = \"ami-1e749f67\"\n\
-             roles = [\"zookeeper\", \"mesos-master\", \"mesos-agent\", \"marathon\"]\n\
+             roles = [\"zookeeper\", \"mesos-master\", {agent}\"marathon\"]\n\
              attributes = {{ env = \"{name}\" }}\n\n"
         ));
     }
@@ -60,6 +68,12 @@ vpc_id = "vpc-0a1b2c3d4e5f60718"
 subnet_id = "subnet-0a1b2c3d4e5f60718"
 
 {nodes}
+[kinds.mesos_agent]
+prune = true
+
+[kinds.host_service]
+prune = true
+
 [services.zookeeper]
 ports = [2181, 2888, 3888]
 env = {{ ZOOCFG_clientPortAddress = "{{{{address}}}}", ZOOCFG_tickTime = "500", ZOOCFG_initLimit = "20", ZOOCFG_syncLimit = "10" }}
@@ -93,7 +107,7 @@ fn pid(hosts: &TestHosts, i: usize, service: &str) -> String {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_stack_comes_up_over_ssh_and_a_hung_agent_is_restarted() {
+async fn the_stack_comes_up_over_ssh_a_hung_agent_is_restarted_and_a_dropped_one_drained() {
     let sim = sim_binary();
     let hosts = TestHosts::start(&HOSTS, &HostOptions::default());
     let state = tempfile::tempdir().unwrap();
@@ -122,18 +136,35 @@ async fn the_stack_comes_up_over_ssh_and_a_hung_agent_is_restarted() {
         .with_extras(Arc::new(EnsembleFiles::new(Arc::clone(&ids))))
         .with_rolling("zookeeper"),
     );
-    let master = HttpMesosMaster::new(allowed, Arc::new(NoMetrics)).unwrap();
+    let master = Arc::new(HttpMesosMaster::new(allowed.clone(), Arc::new(NoMetrics)).unwrap());
+    let marathon: Arc<dyn MarathonApi> = Arc::new(
+        HttpMarathon::new(
+            MarathonEndpoint {
+                urls: HOSTS
+                    .iter()
+                    .map(|(_, ip)| format!("http://{ip}:8080"))
+                    .collect(),
+                credentials: None,
+                allowed_networks: vec!["127.0.23.0/24".parse().unwrap()],
+            },
+            Arc::new(NoMetrics),
+        )
+        .unwrap(),
+    );
     let mut registry = Registry::default();
     registry.register(HostServices::new(Arc::clone(&layer)));
     registry.register(Ensemble::new(Arc::clone(&layer), ids));
-    registry.register(MesosAgents::new(
-        layer,
-        Arc::new(master),
-        Vec::new(),
-        Duration::from_secs(2),
-    ));
+    registry.register(
+        MesosAgents::new(
+            layer,
+            Arc::clone(&master) as Arc<dyn MesosMaster>,
+            Vec::new(),
+            Duration::from_secs(2),
+        )
+        .with_marathon(Arc::clone(&marathon)),
+    );
     let driver = Driver::new(registry);
-    let desired = write_desired(&state.path().join("desired"), &sim);
+    let desired = write_desired(&state.path().join("desired"), &sim, None);
     let step = Duration::from_millis(500);
 
     let started = Instant::now();
@@ -189,5 +220,124 @@ async fn the_stack_comes_up_over_ssh_and_a_hung_agent_is_restarted() {
     eprintln!(
         "hung agent restarted and active again in {:?}",
         healed.elapsed()
+    );
+
+    drain_an_agent_holding_tasks(
+        &driver,
+        &hosts,
+        &master,
+        marathon.as_ref(),
+        state.path(),
+        &sim,
+    )
+    .await;
+}
+
+/// The leader's agents, once the masters agree on one.
+async fn agents(master: &HttpMesosMaster) -> Vec<Agent> {
+    let urls: Vec<String> = HOSTS
+        .iter()
+        .map(|(_, ip)| format!("http://{ip}:5050"))
+        .collect();
+    match master.view(&urls).await.unwrap() {
+        MasterView::Led { agents, .. } => agents,
+        MasterView::NoLeader { reason } => panic!("no leading master: {reason}"),
+    }
+}
+
+async fn drain_an_agent_holding_tasks(
+    driver: &Driver,
+    hosts: &TestHosts,
+    master: &HttpMesosMaster,
+    marathon: &dyn MarathonApi,
+    state: &Path,
+    sim: &Path,
+) {
+    // 0.4 of each agent's 1 cpu: two tasks fit on an agent, so three need two agents, and the
+    // two agents left after a drain still hold all three.
+    let app = serde_json::json!({"id": "/web", "cmd": "sleep 1000", "instances": 3, "cpus": 0.4, "mem": 32});
+    marathon.create_app(&AppBody(app)).await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let apps = marathon.list_apps().await.unwrap();
+        if apps
+            .iter()
+            .any(|app| app.id == "/web" && app.tasks_running == 3)
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/web never ran 3 tasks: {apps:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    let holding = agents(master)
+        .await
+        .into_iter()
+        .find(|agent| agent.active && !agent.tasks.is_empty())
+        .expect("an agent runs /web's tasks");
+    let node = holding.hostname.clone();
+    let index = HOSTS.iter().position(|(name, _)| *name == node).unwrap();
+    let agent_pid = pid(hosts, index, "mesos-agent");
+    eprintln!(
+        "draining {node}, which runs {} task(s)",
+        holding.tasks.len()
+    );
+
+    let desired = write_desired(&state.join("desired"), sim, Some(&node));
+    let started = Instant::now();
+    let drained = format!("mesos_agent/{node}");
+    let service = format!("host_service/{node}/mesos-agent");
+    let passes = driver
+        .until(
+            &desired,
+            Duration::from_secs(90),
+            Duration::from_millis(500),
+            |p| p.get(&drained).is_none() && p.get(&service).is_none() && p.all_in_sync(),
+        )
+        .await;
+    let steps: Vec<String> = passes
+        .iter()
+        .flat_map(|pass| pass.applied())
+        .filter(|applied| applied.contains(&node))
+        .collect();
+    assert_eq!(
+        steps,
+        [
+            format!("{drained} schedule_maintenance"),
+            format!("{drained} move_tasks"),
+            format!("{drained} machine_down"),
+            format!("{service} stop"),
+        ],
+        "drained step by step, the service stopped last"
+    );
+    assert!(
+        passes
+            .iter()
+            .any(|pass| matches!(pass.get(&service), Some(Outcome::Blocked(on)) if on.to_string() == drained)),
+        "the service waited for the drain"
+    );
+    let apps = marathon.list_apps().await.unwrap();
+    let web = apps.iter().find(|app| app.id == "/web").unwrap();
+    assert_eq!(
+        web.tasks_running, 3,
+        "Marathon ran the moved tasks elsewhere"
+    );
+    let left = agents(master).await;
+    assert!(
+        left.iter().all(|agent| agent.hostname != node),
+        "the drained agent is gone: {left:?}"
+    );
+    assert_eq!(
+        left.iter().map(|agent| agent.tasks.len()).sum::<usize>(),
+        3,
+        "all three tasks run on the remaining agents"
+    );
+    let alive = hosts.exec(index, &format!("kill -0 {agent_pid}"));
+    assert!(!alive.status.success(), "the agent process was stopped");
+    eprintln!(
+        "agent on {node} drained and stopped in {:?}",
+        started.elapsed()
     );
 }
