@@ -244,7 +244,68 @@ impl Readiness {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::resource::Kind;
+
+    #[test]
+    fn only_a_tear_down_goes_ahead_without_a_dependency_that_is_gone() {
+        let agent = ResourceId::new(Kind::MesosAgent, "gone");
+        let instance = ResourceId::new(Kind::Instance, "gone");
+        let create = [PlannedAction::new((), "create", "missing")];
+        let delete = [PlannedAction::new((), "stop", "dropped").deleting()];
+        let readiness = |agents: Option<Vec<ResourcePlan<()>>>| {
+            let mut readiness = Readiness::default();
+            if let Some(agents) = agents {
+                readiness.observed(Kind::MesosAgent, &agents);
+            }
+            readiness
+        };
+        let draining = || vec![ResourcePlan::act(agent.clone(), create.to_vec())];
+        let drained = || vec![ResourcePlan::new(agent.clone(), Verdict::InSync)];
+        let cases: Vec<(&str, Readiness, &[PlannedAction<()>], Option<&str>)> = vec![
+            (
+                "tear-down, dependency gone",
+                readiness(Some(Vec::new())),
+                &delete,
+                None,
+            ),
+            (
+                "tear-down, dependency not ready",
+                readiness(Some(draining())),
+                &delete,
+                Some("to be ready"),
+            ),
+            (
+                "tear-down, dependency ready",
+                readiness(Some(drained())),
+                &delete,
+                None,
+            ),
+            (
+                "tear-down, kind not observed",
+                readiness(None),
+                &delete,
+                Some("not observed"),
+            ),
+            (
+                "create, dependency unknown",
+                readiness(Some(Vec::new())),
+                &create,
+                Some("not observed"),
+            ),
+        ];
+        for (name, readiness, actions, expected) in cases {
+            let blocker = readiness.blocker(std::slice::from_ref(&agent), actions);
+            match (blocker, expected) {
+                (None, None) => {}
+                (Some((on, why)), Some(text)) => {
+                    assert_eq!(on, &agent, "{name}");
+                    assert!(why.contains(text), "{name}: {why}");
+                }
+                (got, _) => panic!("{name}: {got:?}"),
+            }
+        }
+        assert!(readiness(Some(drained())).knows(&agent));
+        assert!(!readiness(Some(drained())).knows(&instance));
+    }
 
     #[test]
     fn payloads_never_serialize() {

@@ -130,12 +130,59 @@ fn the_example_cluster_converges_and_stays_converged() {
         .and_then(|entry| entry.split(' ').next())
         .expect("the staging instance")
         .to_owned();
+    // The staging machine is lost with its instance: its processes and its disk are gone.
+    let staging_host = 1;
+    let zookeeper_id = |sandbox: &Sandbox| {
+        std::fs::read_to_string(sandbox.hosts.path(staging_host, "zookeeper/data/myid"))
+            .map(|id| id.trim().to_owned())
+    };
+    let id_before = zookeeper_id(&sandbox).expect("staging's ZooKeeper myid");
     aws(
         &sandbox,
         &format!("ec2.terminate_instances(InstanceIds=['{staging}'])"),
     );
+    sandbox.hosts.lose(staging_host).unwrap();
+    let lost = sandbox.wait_for("the lost host reported", CONVERGE, |s| {
+        let service = resource(s, "host_service", "staging/mesos-agent");
+        service["condition"] == "failed" && service["next_retry"].is_string()
+    });
+    let service = resource(&lost, "host_service", "staging/mesos-agent");
+    assert_eq!(service["last_error"]["class"], "transient", "{service:#}");
+    assert!(
+        service["reason"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("staging"),
+        "the reason names the host: {service:#}"
+    );
+    assert_eq!(
+        resource(&lost, "host_service", "production/mesos-agent")["condition"],
+        "in_sync",
+        "other hosts unaffected"
+    );
+    sandbox.hosts.launch(staging_host).unwrap();
     reconcile_and_wait_two_cycles(&sandbox);
-    sandbox.wait_for("the record and the instance back", CONVERGE, all_in_sync);
+    let healed = sandbox.wait_for(
+        "the record, the instance and the host back",
+        CONVERGE,
+        |s| all_in_sync(s) && marathon_app("/click-count/staging")["app"]["tasksRunning"] == 1,
+    );
+    for service in ["zookeeper", "mesos-master", "mesos-agent", "marathon"] {
+        let status = resource(&healed, "host_service", &format!("staging/{service}"));
+        assert_eq!(
+            status["last_action"]["verb"], "start",
+            "reinstalled over SSH: {status:#}"
+        );
+    }
+    assert_eq!(
+        zookeeper_id(&sandbox).expect("myid rewritten"),
+        id_before,
+        "the ensemble healed with the same id for staging"
+    );
+    assert_eq!(
+        resource(&healed, "mesos_agent", "staging")["condition"],
+        "in_sync"
+    );
     let restored = aws(
         &sandbox,
         "print([r['Name'] for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Type'] == 'A'])",

@@ -223,6 +223,15 @@ impl TestHosts {
         }
     }
 
+    /// Kills host `i` and empties its disk, as a lost machine replaced by a fresh one would
+    /// be: `launch` then starts it with nothing installed (same address and host key).
+    pub fn lose(&mut self, i: usize) -> Result<(), Error> {
+        self.stop(i);
+        let srv = self.hosts[i].dir.join("srv");
+        std::fs::remove_dir_all(&srv).map_err(io("empty the lost host's disk"))?;
+        std::fs::create_dir_all(&srv).map_err(io("empty the lost host's disk"))
+    }
+
     /// Gives host `i` a new host key (as a rebuilt machine would have).
     pub fn replace_host_key(&mut self, i: usize) -> Result<(), Error> {
         let key = self.hosts[i].dir.join("ssh_host_ed25519_key");

@@ -85,15 +85,21 @@ pub fn plan(desired: &DesiredState, observed: &EnsembleObserved) -> KindPlan<Ens
         .iter()
         .map(|node| service_id(node, Role::Zookeeper.as_str()))
         .collect();
-    let verdict = verdict(desired, observed, &names);
-    KindPlan::new(vec![ResourcePlan::new(id, verdict).depends_on(depends_on)])
+    let (verdict, serves) = verdict(desired, observed, &names);
+    KindPlan::new(vec![
+        ResourcePlan::new(id, verdict)
+            .ready(serves)
+            .depends_on(depends_on),
+    ])
 }
 
+/// The ensemble's verdict, and whether it serves clients (a quorum serving with one leader):
+/// what the layers above need, even while a member is down or the roll is under way.
 fn verdict(
     desired: &DesiredState,
     observed: &EnsembleObserved,
     names: &[&str],
-) -> Verdict<EnsembleAction> {
+) -> (Verdict<EnsembleAction>, bool) {
     let mut rendered: BTreeMap<String, Result<RenderedService, String>> = observed
         .hosts
         .desired_services(desired)
@@ -105,11 +111,10 @@ fn verdict(
     for node in names {
         let service = match rendered.remove(*node) {
             Some(Ok(service)) => service,
-            Some(Err(reason)) => return Verdict::Failed { reason },
+            Some(Err(reason)) => return (Verdict::Failed { reason }, false),
             None => {
-                return Verdict::Failed {
-                    reason: format!("member {node} has no zookeeper service to run"),
-                };
+                let reason = format!("member {node} has no zookeeper service to run");
+                return (Verdict::Failed { reason }, false);
             }
         };
         let running = observed
@@ -152,6 +157,19 @@ fn verdict(
             ssh: member_observed.and_then(|m| m.ssh),
         });
     }
+    let serving = members.iter().filter(|m| m.serving()).count();
+    let quorum = members.len() / 2 + 1;
+    let leaders = members.iter().filter(|m| m.leader()).count();
+    let serves = serving >= quorum && (leaders == 1 || members.len() == 1);
+    (rolling_verdict(&members, serving, quorum, leaders), serves)
+}
+
+fn rolling_verdict(
+    members: &[Member<'_>],
+    serving: usize,
+    quorum: usize,
+    leaders: usize,
+) -> Verdict<EnsembleAction> {
     let modes = members
         .iter()
         .map(Member::label)
@@ -165,9 +183,6 @@ fn verdict(
             ),
         };
     }
-    let serving = members.iter().filter(|m| m.serving()).count();
-    let quorum = members.len() / 2 + 1;
-    let leaders = members.iter().filter(|m| m.leader()).count();
     let stale: Vec<&Member> = members.iter().filter(|m| m.stale.is_some()).collect();
     if stale.is_empty() {
         if serving == members.len() && (leaders == 1 || members.len() == 1) {
@@ -401,11 +416,12 @@ mod tests {
         }
     }
 
-    /// (name, members as (hash, mode), expected)
+    /// (name, members as (hash, mode), expected, serves clients)
     type Case = (
         &'static str,
         [(&'static str, Option<&'static str>); 3],
         &'static str,
+        bool,
     );
 
     #[test]
@@ -414,39 +430,56 @@ mod tests {
         let l = Some("leader");
         let f = Some("follower");
         let cases: Vec<Case> = vec![
-            ("healthy", [("new", f), ("new", l), ("new", f)], "in_sync"),
+            (
+                "healthy",
+                [("new", f), ("new", l), ("new", f)],
+                "in_sync",
+                true,
+            ),
             (
                 "all stale: lowest-id follower first",
                 [("old", f), ("old", l), ("old", f)],
                 "restart a",
+                true,
             ),
             (
                 "then the next follower",
                 [("new", f), ("old", l), ("old", f)],
                 "restart c",
+                true,
             ),
             (
                 "leader last",
                 [("new", f), ("old", l), ("new", f)],
                 "restart b",
+                true,
             ),
             (
                 "wait for the restarted member to rejoin",
                 [("new", None), ("old", l), ("old", f)],
                 "converging",
+                true,
             ),
             (
                 "a member down: its service is restarted first",
                 [("down", None), ("old", l), ("old", f)],
                 "converging",
+                true,
             ),
             (
                 "no leader yet",
                 [("new", f), ("new", f), ("new", f)],
                 "converging",
+                false,
+            ),
+            (
+                "two members down: no quorum",
+                [("down", None), ("down", None), ("new", l)],
+                "converging",
+                false,
             ),
         ];
-        for (name, members, expected) in cases {
+        for (name, members, expected, serves) in cases {
             let plan = plan(&state, &observed(&state, members));
             assert_eq!(summary(&plan), expected, "{name}");
             assert_eq!(
@@ -454,7 +487,7 @@ mod tests {
                 3,
                 "the ensemble depends on its members' services"
             );
-            assert_eq!(plan.resources[0].ready, expected == "in_sync", "{name}");
+            assert_eq!(plan.resources[0].ready, serves, "{name}: ready");
         }
     }
 
