@@ -88,6 +88,13 @@ pub enum AwsError {
     ListRecords { zone_id: String, source: ApiFailure },
     #[error("failed to change records in zone {zone_id}: {source}")]
     ChangeRecords { zone_id: String, source: ApiFailure },
+    #[error("failed to follow record change {change_id}: {source}")]
+    GetChange {
+        change_id: String,
+        source: ApiFailure,
+    },
+    #[error("failed to list the root volumes: {0}")]
+    ListVolumes(#[source] ApiFailure),
     #[error("a record change was not sent: {message}")]
     BuildChange { message: String },
     #[error("failed to write the intent record {}: {source}", .path.display())]
@@ -121,7 +128,9 @@ impl AwsError {
             | AwsError::TerminateInstances { source, .. }
             | AwsError::FindZone { source, .. }
             | AwsError::ListRecords { source, .. }
-            | AwsError::ChangeRecords { source, .. } => source.class,
+            | AwsError::ChangeRecords { source, .. }
+            | AwsError::GetChange { source, .. }
+            | AwsError::ListVolumes(source) => source.class,
             AwsError::ForeignGroup { .. }
             | AwsError::ImageMissing { .. }
             | AwsError::ZoneMissing { .. }

@@ -22,6 +22,8 @@ pub enum Operation {
     ListHostedZonesByName,
     ListResourceRecordSets,
     ChangeResourceRecordSets,
+    GetChange,
+    DescribeVolumes,
 }
 
 /// The token bucket an operation draws from.
@@ -34,7 +36,7 @@ pub enum Bucket {
 }
 
 impl Operation {
-    pub const ALL: [Operation; 17] = [
+    pub const ALL: [Operation; 19] = [
         Operation::DescribeSecurityGroups,
         Operation::CreateSecurityGroup,
         Operation::AuthorizeSecurityGroupIngress,
@@ -52,6 +54,8 @@ impl Operation {
         Operation::ListHostedZonesByName,
         Operation::ListResourceRecordSets,
         Operation::ChangeResourceRecordSets,
+        Operation::GetChange,
+        Operation::DescribeVolumes,
     ];
 
     /// The operation name, also the `operation` label of `converged_api_requests_total`.
@@ -74,6 +78,8 @@ impl Operation {
             Operation::ListHostedZonesByName => "ListHostedZonesByName",
             Operation::ListResourceRecordSets => "ListResourceRecordSets",
             Operation::ChangeResourceRecordSets => "ChangeResourceRecordSets",
+            Operation::GetChange => "GetChange",
+            Operation::DescribeVolumes => "DescribeVolumes",
         }
     }
 
@@ -82,7 +88,8 @@ impl Operation {
         match self {
             Operation::ListHostedZonesByName
             | Operation::ListResourceRecordSets
-            | Operation::ChangeResourceRecordSets => "route53",
+            | Operation::ChangeResourceRecordSets
+            | Operation::GetChange => "route53",
             _ => "ec2",
         }
     }
@@ -99,8 +106,10 @@ impl Operation {
             Operation::DescribeSecurityGroups
                 | Operation::DescribeInstances
                 | Operation::DescribeImages
+                | Operation::DescribeVolumes
                 | Operation::ListHostedZonesByName
                 | Operation::ListResourceRecordSets
+                | Operation::GetChange
         )
     }
 
@@ -109,7 +118,8 @@ impl Operation {
             Operation::RunInstances => Bucket::Ec2RunInstances,
             Operation::ListHostedZonesByName
             | Operation::ListResourceRecordSets
-            | Operation::ChangeResourceRecordSets => Bucket::Route53,
+            | Operation::ChangeResourceRecordSets
+            | Operation::GetChange => Bucket::Route53,
             op if op.is_mutating() => Bucket::Ec2Mutate,
             _ => Bucket::Ec2Describe,
         }
@@ -148,6 +158,7 @@ mod tests {
         let cases = [
             (Operation::DescribeInstances, Bucket::Ec2Describe, false),
             (Operation::DescribeImages, Bucket::Ec2Describe, false),
+            (Operation::DescribeVolumes, Bucket::Ec2Describe, false),
             (Operation::RunInstances, Bucket::Ec2RunInstances, true),
             (Operation::StopInstances, Bucket::Ec2Mutate, true),
             (
@@ -157,6 +168,7 @@ mod tests {
             ),
             (Operation::ListResourceRecordSets, Bucket::Route53, false),
             (Operation::ChangeResourceRecordSets, Bucket::Route53, true),
+            (Operation::GetChange, Bucket::Route53, false),
         ];
         for (op, bucket, mutating) in cases {
             assert_eq!(op.bucket(), bucket, "{op:?}");

@@ -145,8 +145,24 @@ async fn public_ip(world: &World, node: &str) -> String {
 async fn the_example_cluster_converges_from_nothing_then_a_cycle_writes_nothing() {
     let world = World::new().await;
     let mut harness = Harness::new(&world.moto.url, &world.example_cluster());
-    let cycles = harness.converge(8).await;
-    assert!(cycles <= 5, "converged in {cycles} cycles");
+    harness.cycle().await;
+    for name in record_names() {
+        let record = harness.resource("dns_record", name);
+        assert_eq!(record.condition, Condition::Blocked, "{record:?}");
+        let on = record.blocked_on.expect("blocked on its instance");
+        assert_eq!(on.kind, converged_core::Kind::Instance, "{name}");
+        assert!(
+            record.reason.contains(&format!("waiting for {on}")),
+            "{}",
+            record.reason
+        );
+    }
+    let cycles = 1 + harness.converge(8).await;
+    assert!(cycles <= 6, "converged in {cycles} cycles");
+    assert!(
+        harness.requests(Operation::GetChange, "success") >= 1,
+        "the record changes were followed until INSYNC"
+    );
 
     assert_eq!(ingress(&world).await, least_privilege());
 
@@ -170,19 +186,11 @@ async fn the_example_cluster_converges_from_nothing_then_a_cycle_writes_nothing(
         assert_eq!(instance.instance_type().unwrap().as_str(), instance_type);
         assert_eq!(instance.key_name(), Some("clickcount-admin"));
         assert_eq!(instance.subnet_id(), Some(world.subnet_id.as_str()));
-        let volume_id = instance.block_device_mappings()[0]
-            .ebs()
-            .unwrap()
-            .volume_id()
-            .unwrap();
-        let volumes = world
-            .ec2
-            .describe_volumes()
-            .volume_ids(volume_id)
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(volumes.volumes()[0].size(), Some(volume_gb), "{node}");
+        assert_eq!(
+            world.root_volume_size(instance).await,
+            Some(volume_gb),
+            "{node}"
+        );
     }
 
     for name in record_names() {
@@ -226,8 +234,8 @@ async fn the_example_cluster_converges_from_nothing_then_a_cycle_writes_nothing(
         "no-op cycle of the example cluster: {no_op_requests} AWS requests, {wall:.3} s wall, {moto_seconds:.3} s of request latency summed (the kinds observe concurrently)"
     );
     assert_eq!(
-        no_op_requests, 4,
-        "DescribeSecurityGroups, DescribeInstances (instances), DescribeInstances (DNS addresses), ListResourceRecordSets"
+        no_op_requests, 5,
+        "DescribeSecurityGroups, DescribeInstances (instances), DescribeVolumes (root volume sizes), DescribeInstances (DNS addresses), ListResourceRecordSets; no GetChange once every change was seen INSYNC"
     );
     assert!(
         harness
@@ -533,7 +541,7 @@ async fn the_plan_shows_pending_changes_until_converged() {
     );
     let before = planner.plan().await.unwrap();
     assert!(!before.has_errors(), "{}", before.render_text());
-    // The group and three instances; the records wait (converging) for their instances.
+    // The group and three instances; the records are blocked on their instances.
     assert_eq!(before.pending_changes, 1 + 3, "{}", before.render_text());
     assert!(
         before.render_text().contains("instance/services: create"),
@@ -710,4 +718,279 @@ async fn a_daemon_killed_during_launches_never_duplicates_an_instance() {
             "{node}: {nodes:?}"
         );
     }
+}
+
+/// The example cluster with `ami` and `volume_size_gb` of `node` replaced and `policy` lines
+/// added to it.
+fn with_node(cluster: &str, node: &str, ami: &str, volume_gb: u32, policy: &str) -> String {
+    let start = cluster
+        .find(&format!("name = \"{node}\""))
+        .unwrap_or_else(|| panic!("no node {node}"));
+    let end = start
+        + cluster[start..]
+            .find("attributes =")
+            .expect("every example node has attributes");
+    let block = &cluster[start..end];
+    let volume = block
+        .lines()
+        .find(|line| line.starts_with("volume_size_gb"))
+        .expect("a volume size");
+    let edited = block
+        .replace("ami = \"ami-1e749f67\"", &format!("ami = \"{ami}\""))
+        .replace(volume, &format!("volume_size_gb = {volume_gb}\n{policy}"));
+    format!("{}{edited}{}", &cluster[..start], &cluster[end..])
+}
+
+const NEW_AMI: &str = "ami-03cf127a";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_and_volume_changes_are_reported_or_replaced_one_node_at_a_time() {
+    let world = World::new().await;
+    let mut harness = Harness::new(&world.moto.url, &world.example_cluster());
+    harness.converge(8).await;
+    let before = world.live_instances().await;
+    let old_ips = [
+        public_ip(&world, "staging").await,
+        public_ip(&world, "production").await,
+    ];
+
+    let edited = |policy: &str| {
+        let cluster = with_node(&world.example_cluster(), "staging", NEW_AMI, 20, policy);
+        with_node(&cluster, "production", "ami-1e749f67", 30, policy)
+    };
+    harness.write_cluster(&edited(""));
+    let writes = harness.mutating_requests();
+    harness.cycle().await;
+    harness.cycle().await;
+    assert_eq!(
+        harness.mutating_requests(),
+        writes,
+        "reported, not acted on"
+    );
+    for (node, change) in [
+        ("staging", format!("ami ami-1e749f67 → {NEW_AMI}")),
+        ("production", "volume_size_gb 20 → 30".to_owned()),
+    ] {
+        let status = harness.resource("instance", node);
+        assert_eq!(status.condition, Condition::Drifted, "{status:?}");
+        assert_eq!(
+            status.reason,
+            format!("needs replacement ({change}); policy.allow_replace is off")
+        );
+    }
+
+    harness.write_cluster(&edited("policy = { allow_replace = true }"));
+    let mut terminated = 0;
+    for _ in 0..12 {
+        harness.cycle().await;
+        let now = harness.requests(Operation::TerminateInstances, "success");
+        assert!(now - terminated <= 1, "one replacement per cycle at most");
+        terminated = now;
+        let live = world.live_instances().await;
+        let unsettled = ["services", "staging", "production"]
+            .into_iter()
+            .filter(|node| {
+                !live.iter().any(|i| {
+                    tag(i, "converged:node") == Some(*node)
+                        && i.state().and_then(|s| s.name()).map(|n| n.as_str()) == Some("running")
+                })
+            })
+            .count();
+        assert!(unsettled <= 1, "one node disrupted at a time: {live:#?}");
+        if harness
+            .resources()
+            .iter()
+            .all(|r| r.condition == Condition::InSync)
+        {
+            break;
+        }
+    }
+    assert_eq!(terminated, 2, "{:#?}", harness.resources());
+    assert_eq!(harness.requests(Operation::RunInstances, "success"), 3 + 2);
+
+    let after = world.live_instances().await;
+    assert_eq!(after.len(), 3);
+    let services = |list: &[aws_sdk_ec2::types::Instance]| {
+        list.iter()
+            .find(|i| tag(i, "converged:node") == Some("services"))
+            .and_then(|i| i.instance_id())
+            .map(str::to_owned)
+    };
+    assert_eq!(services(&after), services(&before), "services untouched");
+    for (node, ami, volume_gb, old_ip) in [
+        ("staging", NEW_AMI, 20, &old_ips[0]),
+        ("production", "ami-1e749f67", 30, &old_ips[1]),
+    ] {
+        let instance = after
+            .iter()
+            .find(|i| tag(i, "converged:node") == Some(node))
+            .unwrap();
+        assert_eq!(tag(instance, "converged:generation"), Some("2"), "{node}");
+        assert_eq!(
+            instance.client_token(),
+            Some(converged_aws::instance::diff::client_token("clickcount", node, 2).as_str()),
+            "{node}"
+        );
+        assert_eq!(instance.image_id(), Some(ami), "{node}");
+        assert_eq!(
+            world.root_volume_size(instance).await,
+            Some(volume_gb),
+            "{node}"
+        );
+        let ip = public_ip(&world, node).await;
+        assert_ne!(&ip, old_ip, "{node}");
+        assert_eq!(
+            world
+                .record_value(&format!("{node}.clickcount.example.org."), "A")
+                .await,
+            Some(vec![ip]),
+            "{node}: the record follows the new address"
+        );
+    }
+}
+
+/// Writes `cluster`, runs a cycle, and returns why each stray instance was left in place.
+async fn stray_reasons(harness: &mut Harness, cluster: &str) -> [String; 2] {
+    harness.write_cluster(cluster);
+    harness.cycle().await;
+    ["old-a", "old-b"].map(|node| {
+        let status = harness.resource("instance", node);
+        assert_eq!(status.condition, Condition::Drifted, "{status:?}");
+        status.reason
+    })
+}
+
+async fn stray(world: &World, node: &str) -> String {
+    let tags = aws_sdk_ec2::types::TagSpecification::builder()
+        .resource_type(aws_sdk_ec2::types::ResourceType::Instance)
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("converged:cluster")
+                .value("clickcount")
+                .build(),
+        )
+        .tags(
+            aws_sdk_ec2::types::Tag::builder()
+                .key("converged:node")
+                .value(node)
+                .build(),
+        )
+        .build();
+    world
+        .ec2
+        .run_instances()
+        .image_id("ami-1e749f67")
+        .min_count(1)
+        .max_count(1)
+        .subnet_id(&world.subnet_id)
+        .tag_specifications(tags)
+        .send()
+        .await
+        .unwrap()
+        .instances()[0]
+        .instance_id()
+        .unwrap()
+        .to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn instances_of_the_cluster_without_a_node_wait_for_prune_and_the_deletion_budget() {
+    let world = World::new().await;
+    let mut harness = Harness::new(&world.moto.url, &world.example_cluster());
+    harness.converge(8).await;
+    let ours: BTreeSet<String> = world
+        .live_instances()
+        .await
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    let strays = [stray(&world, "old-a").await, stray(&world, "old-b").await];
+
+    for reason in stray_reasons(&mut harness, &world.example_cluster()).await {
+        assert!(reason.contains("prune is off for instance"), "{reason}");
+    }
+    let pruning = |fraction: f64| {
+        format!(
+            "{}\n[kinds.instance]\nprune = true\nmax_delete_fraction = {fraction}\n",
+            world.example_cluster()
+        )
+    };
+    for reason in stray_reasons(&mut harness, &pruning(0.25)).await {
+        assert!(
+            reason.contains(
+                "deletion refused: this cycle would delete 2 of 5 managed instance resources"
+            ),
+            "{reason}"
+        );
+    }
+    assert_eq!(harness.all_requests(Operation::TerminateInstances), 0);
+    assert_eq!(world.live_instances().await.len(), 5);
+
+    harness.write_cluster(&pruning(0.5));
+    harness.converge(4).await;
+    assert_eq!(
+        harness.requests(Operation::TerminateInstances, "success"),
+        2
+    );
+    let live: BTreeSet<String> = world
+        .live_instances()
+        .await
+        .iter()
+        .filter_map(|i| i.instance_id().map(str::to_owned))
+        .collect();
+    assert_eq!(live, ours, "the strays {strays:?} are gone, the nodes kept");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn records_converge_until_route53_reports_their_change_in_sync() {
+    let world = World::new().await;
+    let proxy = FaultProxy::start(&world.moto.url).await;
+    proxy.set(Faults {
+        changes_pending: true,
+        ..Faults::default()
+    });
+    let mut harness = Harness::new(&proxy.url, &world.example_cluster());
+    for _ in 0..6 {
+        harness.cycle().await;
+    }
+    let statuses: Vec<_> = harness
+        .resources()
+        .into_iter()
+        .filter(|r| r.kind == "dns_record")
+        .collect();
+    assert_eq!(statuses.len(), record_names().len());
+    for record in &statuses {
+        assert_eq!(record.condition, Condition::Converging, "{record:?}");
+        assert!(record.reason.contains("is PENDING"), "{}", record.reason);
+    }
+    let changes = harness.all_requests(Operation::ChangeResourceRecordSets);
+    assert!(changes >= 1);
+
+    proxy.set(Faults::default());
+    let writes = harness.mutating_requests();
+    harness.cycle().await;
+    assert!(
+        harness
+            .resources()
+            .iter()
+            .all(|r| r.condition == Condition::InSync),
+        "{:#?}",
+        harness.resources()
+    );
+    assert_eq!(
+        harness.mutating_requests(),
+        writes,
+        "waiting sent nothing again"
+    );
+    assert_eq!(
+        harness.all_requests(Operation::ChangeResourceRecordSets),
+        changes
+    );
+    let followed = harness.all_requests(Operation::GetChange);
+    harness.cycle().await;
+    assert_eq!(
+        harness.all_requests(Operation::GetChange),
+        followed,
+        "nothing left to follow"
+    );
 }

@@ -92,6 +92,10 @@ pub enum Verdict<A> {
     Act { actions: Vec<PlannedAction<A>> },
     /// An earlier action is still taking effect (an instance booting, a deployment running).
     Converging { reason: String },
+    /// Cannot even be planned until a dependency is ready (a DNS record whose instance has no
+    /// address yet). A plan that knows its actions uses `Act` with `depends_on` instead, and
+    /// the engine blocks it while the dependency is not ready.
+    Blocked { on: ResourceId, reason: String },
     /// Differs, but policy says report only (e.g. a change that needs a replacement).
     Drifted {
         reason: String,
@@ -162,6 +166,7 @@ impl<A> ResourcePlan<A> {
                 actions: actions.into_iter().map(|a| a.map(&mut f)).collect(),
             },
             Verdict::Converging { reason } => Verdict::Converging { reason },
+            Verdict::Blocked { on, reason } => Verdict::Blocked { on, reason },
             Verdict::Drifted { reason, changes } => Verdict::Drifted { reason, changes },
             Verdict::Unmanaged { reason } => Verdict::Unmanaged { reason },
             Verdict::Failed { reason } => Verdict::Failed { reason },

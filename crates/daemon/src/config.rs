@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use converged_aws::{BucketShape, RateLimits};
 use serde::{Deserialize, Deserializer};
 
 use crate::error::DaemonError;
@@ -71,6 +72,77 @@ pub struct AwsConfig {
     /// Overrides the AWS endpoint (moto in tests and the sandbox); empty means real AWS.
     #[serde(default)]
     pub endpoint_url: String,
+    #[serde(default)]
+    pub rate_limits: RateLimitsConfig,
+}
+
+/// The token buckets every AWS request draws from: a burst (requests at once) and a refill
+/// rate per bucket. Flat keys, so one environment variable overrides one number.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitsConfig {
+    pub ec2_describe_burst: f64,
+    pub ec2_describe_per_second: f64,
+    pub ec2_mutate_burst: f64,
+    pub ec2_mutate_per_second: f64,
+    pub ec2_run_instances_burst: f64,
+    pub ec2_run_instances_per_second: f64,
+    pub route53_burst: f64,
+    pub route53_per_second: f64,
+}
+
+impl Default for RateLimitsConfig {
+    fn default() -> Self {
+        let limits = RateLimits::default();
+        Self {
+            ec2_describe_burst: limits.ec2_describe.burst,
+            ec2_describe_per_second: limits.ec2_describe.per_second,
+            ec2_mutate_burst: limits.ec2_mutate.burst,
+            ec2_mutate_per_second: limits.ec2_mutate.per_second,
+            ec2_run_instances_burst: limits.ec2_run_instances.burst,
+            ec2_run_instances_per_second: limits.ec2_run_instances.per_second,
+            route53_burst: limits.route53.burst,
+            route53_per_second: limits.route53.per_second,
+        }
+    }
+}
+
+impl RateLimitsConfig {
+    /// The bucket shapes, or the first key whose value no bucket can work with: a burst below
+    /// one request would never let a request through, and a rate must be above zero.
+    pub fn limits(&self) -> Result<RateLimits, String> {
+        let shape = |name: &str, burst: f64, per_second: f64| {
+            if !(burst >= 1.0 && burst.is_finite()) {
+                return Err(format!(
+                    "aws.rate_limits.{name}_burst must be a number of requests of at least 1, not {burst}"
+                ));
+            }
+            if !(per_second > 0.0 && per_second.is_finite()) {
+                return Err(format!(
+                    "aws.rate_limits.{name}_per_second must be a rate above 0, not {per_second}"
+                ));
+            }
+            Ok(BucketShape::new(burst, per_second))
+        };
+        Ok(RateLimits {
+            ec2_describe: shape(
+                "ec2_describe",
+                self.ec2_describe_burst,
+                self.ec2_describe_per_second,
+            )?,
+            ec2_mutate: shape(
+                "ec2_mutate",
+                self.ec2_mutate_burst,
+                self.ec2_mutate_per_second,
+            )?,
+            ec2_run_instances: shape(
+                "ec2_run_instances",
+                self.ec2_run_instances_burst,
+                self.ec2_run_instances_per_second,
+            )?,
+            route53: shape("route53", self.route53_burst, self.route53_per_second)?,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -316,10 +388,19 @@ impl DaemonConfig {
             )
             .build()
             .and_then(config::Config::try_deserialize::<Self>);
-        built.map_err(|err| DaemonError::Config {
-            path: file,
+        let loaded = built.map_err(|err| DaemonError::Config {
+            path: file.clone(),
             message: err.to_string(),
-        })
+        })?;
+        loaded
+            .aws
+            .rate_limits
+            .limits()
+            .map_err(|message| DaemonError::Config {
+                path: file,
+                message,
+            })?;
+        Ok(loaded)
     }
 }
 
@@ -405,5 +486,54 @@ mod tests {
         assert!(err.to_string().contains("typo"), "{err}");
         let missing = DaemonConfig::load_with_env(Some(Path::new("/nonexistent.toml")), env(&[]));
         assert!(missing.unwrap_err().to_string().contains("does not exist"));
+    }
+
+    #[test]
+    fn rate_limits_are_read_and_unusable_ones_rejected_by_key() {
+        let file = write("[aws.rate_limits]\nec2_describe_burst = 80\nroute53_per_second = 2.5\n");
+        let config = DaemonConfig::load_with_env(
+            Some(file.path()),
+            env(&[(
+                "CONVERGED__AWS__RATE_LIMITS__EC2_RUN_INSTANCES_PER_SECOND",
+                "0.5",
+            )]),
+        )
+        .unwrap();
+        let limits = config.aws.rate_limits.limits().unwrap();
+        assert_eq!(limits.ec2_describe, BucketShape::new(80.0, 10.0));
+        assert_eq!(limits.route53, BucketShape::new(25.0, 2.5));
+        assert_eq!(limits.ec2_run_instances, BucketShape::new(2.5, 0.5));
+        assert_eq!(limits.ec2_mutate, RateLimits::default().ec2_mutate);
+
+        let cases = [
+            (
+                "ec2_describe_per_second = 0",
+                "aws.rate_limits.ec2_describe_per_second",
+            ),
+            (
+                "ec2_mutate_per_second = -1",
+                "aws.rate_limits.ec2_mutate_per_second",
+            ),
+            ("route53_burst = 0", "aws.rate_limits.route53_burst"),
+            (
+                "ec2_run_instances_burst = 0.5",
+                "aws.rate_limits.ec2_run_instances_burst",
+            ),
+        ];
+        for (line, key) in cases {
+            let file = write(&format!("[aws.rate_limits]\n{line}\n"));
+            let err = DaemonConfig::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+            assert!(err.to_string().contains(key), "{line}: {err}");
+        }
+        let err = DaemonConfig::load_with_env(
+            None,
+            env(&[("CONVERGED__AWS__RATE_LIMITS__ROUTE53_PER_SECOND", "0")]),
+        )
+        .unwrap_err();
+        assert!(
+            err.to_string()
+                .contains("aws.rate_limits.route53_per_second"),
+            "{err}"
+        );
     }
 }

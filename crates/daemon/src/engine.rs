@@ -565,6 +565,11 @@ impl Engine {
                     record.set(Condition::Converging, reason);
                     continue;
                 }
+                Verdict::Blocked { on, reason } => {
+                    record.set(Condition::Blocked, reason);
+                    record.blocked_on = Some(on);
+                    continue;
+                }
                 Verdict::Unmanaged { reason } => {
                     record.set(Condition::Unmanaged, reason);
                     continue;

@@ -19,6 +19,21 @@ use crate::addresses::InstanceAddresses;
 use crate::config::{DaemonConfig, RuntimeChoice};
 use crate::error::DaemonError;
 
+/// How the AWS kinds reach AWS: the endpoint override and the token buckets of `[aws]`.
+fn aws_settings(config: &DaemonConfig) -> Result<converged_aws::AwsSettings, DaemonError> {
+    let mut aws = converged_aws::AwsSettings::new(&config.state_dir);
+    aws.endpoint_url = Some(config.aws.endpoint_url.clone()).filter(|url| !url.is_empty());
+    aws.limits = config
+        .aws
+        .rate_limits
+        .limits()
+        .map_err(|message| DaemonError::Kind {
+            kind: "aws",
+            message,
+        })?;
+    Ok(aws)
+}
+
 /// The service whose restarts the ensemble kind rolls out itself, one member at a time.
 const ROLLED_BY_ENSEMBLE: &str = "zookeeper";
 
@@ -30,9 +45,8 @@ pub fn registry(
 
     // security_group, instance, dns_record: they ask AWS nothing unless the desired state has
     // nodes or a [dns] section.
-    let mut aws = converged_aws::AwsSettings::new(&config.state_dir);
-    aws.endpoint_url = Some(config.aws.endpoint_url.clone()).filter(|url| !url.is_empty());
-    let instances = converged_aws::register(&mut registry, aws, Arc::clone(&recorder));
+    let instances =
+        converged_aws::register(&mut registry, aws_settings(config)?, Arc::clone(&recorder));
 
     // host_service, zookeeper_ensemble, mesos_agent: they reach nodes over SSH only when the
     // desired state has nodes with roles.
@@ -104,4 +118,37 @@ pub fn registry(
     }
     registry.register(agents);
     Ok(registry)
+}
+
+#[cfg(test)]
+mod tests {
+    use converged_aws::BucketShape;
+
+    use super::*;
+
+    #[test]
+    fn the_aws_buckets_take_their_shapes_from_the_configuration() {
+        let env = [
+            ("CONVERGED__AWS__RATE_LIMITS__EC2_DESCRIBE_BURST", "7"),
+            ("CONVERGED__AWS__RATE_LIMITS__EC2_DESCRIBE_PER_SECOND", "3"),
+            ("CONVERGED__AWS__RATE_LIMITS__EC2_MUTATE_BURST", "6"),
+            ("CONVERGED__AWS__RATE_LIMITS__EC2_MUTATE_PER_SECOND", "1.5"),
+            ("CONVERGED__AWS__RATE_LIMITS__EC2_RUN_INSTANCES_BURST", "2"),
+            (
+                "CONVERGED__AWS__RATE_LIMITS__EC2_RUN_INSTANCES_PER_SECOND",
+                "0.25",
+            ),
+            ("CONVERGED__AWS__RATE_LIMITS__ROUTE53_BURST", "4"),
+            ("CONVERGED__AWS__RATE_LIMITS__ROUTE53_PER_SECOND", "0.5"),
+        ]
+        .into_iter()
+        .map(|(key, value)| (key.to_owned(), value.to_owned()))
+        .collect();
+        let config = DaemonConfig::load_with_env(None, Some(env)).unwrap();
+        let limits = aws_settings(&config).unwrap().limits;
+        assert_eq!(limits.ec2_describe, BucketShape::new(7.0, 3.0));
+        assert_eq!(limits.ec2_mutate, BucketShape::new(6.0, 1.5));
+        assert_eq!(limits.ec2_run_instances, BucketShape::new(2.0, 0.25));
+        assert_eq!(limits.route53, BucketShape::new(4.0, 0.5));
+    }
 }

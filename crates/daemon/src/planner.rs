@@ -132,6 +132,7 @@ impl PlanReport {
                         ("~", described.join(", then "))
                     }
                     Verdict::Converging { reason } => (".", format!("converging: {reason}")),
+                    Verdict::Blocked { on, reason } => (".", format!("blocked on {on}: {reason}")),
                     Verdict::Drifted { reason, .. } => {
                         ("!", format!("drifted, not acted on: {reason}"))
                     }

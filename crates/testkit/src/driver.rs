@@ -109,6 +109,7 @@ impl Driver {
                 let outcome = match resource.verdict {
                     Verdict::InSync => Outcome::InSync,
                     Verdict::Converging { reason } => Outcome::Converging(reason),
+                    Verdict::Blocked { on, .. } => Outcome::Blocked(on),
                     Verdict::Drifted { reason, .. } => Outcome::Drifted(reason),
                     Verdict::Failed { reason } => Outcome::Failed(reason),
                     Verdict::Unmanaged { reason } => Outcome::Unmanaged(reason),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use aws_sdk_route53::types::{Change, ChangeBatch, ResourceRecord, ResourceRecordSet, RrType};
 
-use super::{ChangeAction, RecordChange, RecordSet};
+use super::{ChangeAction, ChangeStatus, RecordChange, RecordSet};
 use crate::error::AwsError;
 use crate::operation::Operation;
 use crate::sdk::AwsContext;
@@ -17,9 +17,15 @@ pub trait DnsApi: Send + Sync {
     async fn find_zone(&self, region: &str, zone: &str) -> Result<Option<String>, AwsError>;
     /// Every record set of the zone, every page.
     async fn list_records(&self, region: &str, zone_id: &str) -> Result<Vec<RecordSet>, AwsError>;
-    /// One ChangeResourceRecordSets request with all of `changes`.
-    async fn change_records(&self, zone_id: &str, changes: &[RecordChange])
-    -> Result<(), AwsError>;
+    /// One ChangeResourceRecordSets request with all of `changes`; returns the id of the
+    /// change to follow (Route 53 always gives one).
+    async fn change_records(
+        &self,
+        zone_id: &str,
+        changes: &[RecordChange],
+    ) -> Result<Option<String>, AwsError>;
+    /// Whether Route 53 has propagated a change to all its name servers (GetChange).
+    async fn change_status(&self, region: &str, change_id: &str) -> Result<ChangeStatus, AwsError>;
 }
 
 /// `DnsApi` over the Route 53 SDK.
@@ -153,7 +159,7 @@ impl DnsApi for Route53Records {
         &self,
         zone_id: &str,
         changes: &[RecordChange],
-    ) -> Result<(), AwsError> {
+    ) -> Result<Option<String>, AwsError> {
         let clients = self.context.current().await?;
         let built: Result<Vec<Change>, _> = changes.iter().map(sdk_change).collect();
         let batch = built
@@ -176,10 +182,39 @@ impl DnsApi for Route53Records {
                     .send()
             })
             .await
-            .map(drop)
+            .map(|changed| changed.change_info().map(|info| change_id(info.id())))
             .map_err(|source| AwsError::ChangeRecords {
                 zone_id: zone_id.to_owned(),
                 source,
             })
     }
+
+    async fn change_status(&self, region: &str, change_id: &str) -> Result<ChangeStatus, AwsError> {
+        let clients = self.context.clients(region).await;
+        let answer = self
+            .context
+            .call(Operation::GetChange, || {
+                clients.route53.get_change().id(change_id).send()
+            })
+            .await;
+        match answer {
+            Ok(found) => Ok(
+                match found.change_info().map(|info| info.status().as_str()) {
+                    Some("PENDING") => ChangeStatus::Pending,
+                    _ => ChangeStatus::InSync,
+                },
+            ),
+            // Route 53 forgets old changes; one it no longer knows has nothing left to wait for.
+            Err(failure) if failure.has_code("NoSuchChange") => Ok(ChangeStatus::InSync),
+            Err(source) => Err(AwsError::GetChange {
+                change_id: change_id.to_owned(),
+                source,
+            }),
+        }
+    }
+}
+
+/// Route 53 answers change ids as `/change/C…` and takes them back without the prefix.
+fn change_id(id: &str) -> String {
+    id.trim_start_matches("/change/").to_owned()
 }

@@ -4,14 +4,15 @@
 //! `"converged:cluster=<cluster>"`. Ours is created and kept together with it; a record at a
 //! wanted name that is not ours (or a CNAME there) is a conflict, reported and never touched;
 //! a record of ours no longer wanted is proposed for deletion with its marker. Records follow
-//! the public address of their node's live instance.
+//! the public address of their node's live instance; until it has one, the record is blocked
+//! on that instance. A record whose last change Route 53 still propagates is converging.
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
 use converged_core::{DesiredState, Kind, ResourceId};
 
-use super::{ChangeAction, DnsChange, DnsObservation, RecordChange, RecordSet};
+use super::{ChangeAction, DnsChange, DnsObservation, RecordChange, RecordSet, ZoneObservation};
 use crate::instance::diff as instance;
 use crate::instance::{InstanceState, ObservedInstance};
 
@@ -169,15 +170,7 @@ pub fn plan(desired: &DesiredState, observed: &DnsObservation) -> KindPlan<DnsCh
             ),
             _ => {
                 let current = here.iter().find(|r| r.record_type == "A").copied();
-                plan_owned(
-                    record,
-                    id,
-                    current,
-                    ours,
-                    cluster,
-                    &zone.zone_id,
-                    &zone.instances,
-                )
+                plan_owned(record, id, current, ours, cluster, zone)
             }
         };
         resources.push(plan.depends_on(depends));
@@ -242,11 +235,10 @@ fn plan_owned(
     current: Option<&RecordSet>,
     ours: bool,
     cluster: &str,
-    zone_id: &str,
-    instances: &[ObservedInstance],
+    zone: &ZoneObservation,
 ) -> ResourcePlan<DnsChange> {
     let exists = current.is_some();
-    let ip = match node_address(instances, &wanted.node) {
+    let ip = match node_address(&zone.instances, &wanted.node) {
         NodeAddress::Public(ip) => ip,
         NodeAddress::Unavailable(reason) => {
             return ResourcePlan::new(
@@ -259,7 +251,8 @@ fn plan_owned(
             .ready(exists);
         }
         NodeAddress::Waiting(reason) => {
-            return ResourcePlan::new(id, Verdict::Converging { reason }).ready(exists);
+            let on = instance::resource_id(&wanted.node);
+            return ResourcePlan::new(id, Verdict::Blocked { on, reason }).ready(exists);
         }
     };
     let ttl = i64::from(wanted.ttl);
@@ -272,7 +265,18 @@ fn plan_owned(
         set_identifier: None,
     };
     if ours && current == Some(&want) {
-        return ResourcePlan::in_sync(id);
+        return match zone.propagating.get(&wanted.name) {
+            Some(change_id) => ResourcePlan::new(
+                id,
+                Verdict::Converging {
+                    reason: format!(
+                        "change {change_id} is PENDING: Route 53 is still propagating it to its name servers"
+                    ),
+                },
+            )
+            .ready(true),
+            None => ResourcePlan::in_sync(id),
+        };
     }
     let mut changes = Vec::new();
     if !ours {
@@ -302,7 +306,7 @@ fn plan_owned(
         vec![
             PlannedAction::new(
                 DnsChange {
-                    zone_id: zone_id.to_owned(),
+                    zone_id: zone.zone_id.clone(),
                     changes,
                 },
                 verb,
@@ -357,7 +361,6 @@ pub fn pack(groups: &[Vec<RecordChange>]) -> Vec<Vec<usize>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::dns_record::ZoneObservation;
     use crate::testing::{cluster_with_nodes, desired_state};
 
     const DNS: &str = "[dns]\nzone = \"example.org.\"\nttl = 60\n[[dns.records]]\nname = \"web.example.org.\"\nnode = \"a\"\n";
@@ -397,6 +400,7 @@ mod tests {
             security_groups: vec![],
             public_ip: ip.map(String::from),
             private_ip: Some("10.0.0.1".into()),
+            root_volume_id: None,
         }
     }
 
@@ -405,6 +409,7 @@ mod tests {
             zone_id: "Z1".into(),
             records,
             instances,
+            propagating: BTreeMap::new(),
         })
     }
 
@@ -439,6 +444,7 @@ mod tests {
                         .collect::<Vec<_>>()
                         .join(" then "),
                     Verdict::Converging { reason } => format!("converging: {reason}"),
+                    Verdict::Blocked { on, reason } => format!("blocked on {on}: {reason}"),
                     Verdict::Drifted { reason, .. } => format!("drifted: {reason}"),
                     Verdict::Unmanaged { reason } => format!("unmanaged: {reason}"),
                     Verdict::Failed { reason } => format!("failed: {reason}"),
@@ -569,11 +575,41 @@ mod tests {
                 ],
             ),
             (
-                "the node is booting without an address yet: waiting",
+                "the node is booting without an address yet: blocked on it",
                 zone(vec![], vec![node(None, InstanceState::Pending)]),
                 vec![
-                    "a.example.org. converging: waiting for instance/a (i-1 is pending)",
-                    "web.example.org. converging: waiting for instance/a (i-1 is pending)",
+                    "a.example.org. blocked on instance/a: waiting for instance/a (i-1 is pending)",
+                    "web.example.org. blocked on instance/a: waiting for instance/a (i-1 is pending)",
+                ],
+            ),
+            (
+                "the node has no instance yet: blocked on it",
+                zone(vec![], vec![]),
+                vec![
+                    "a.example.org. blocked on instance/a: waiting for instance/a, which has no live instance",
+                    "web.example.org. blocked on instance/a: waiting for instance/a, which has no live instance",
+                ],
+            ),
+            (
+                "the node was stopped: blocked on it, the record kept",
+                zone(both_owned.clone(), vec![node(None, InstanceState::Stopped)]),
+                vec![
+                    "a.example.org. blocked on instance/a: waiting for instance/a (i-1 is stopped)",
+                    "web.example.org. blocked on instance/a: waiting for instance/a (i-1 is stopped)",
+                ],
+            ),
+            (
+                "a change Route 53 still propagates: converging until GetChange says INSYNC",
+                Some(ZoneObservation {
+                    propagating: BTreeMap::from([(
+                        "web.example.org.".to_owned(),
+                        "C0123".to_owned(),
+                    )]),
+                    ..zone(both_owned.clone(), running()).unwrap()
+                }),
+                vec![
+                    "a.example.org. in sync",
+                    "web.example.org. converging: change C0123 is PENDING: Route 53 is still propagating it to its name servers",
                 ],
             ),
             (

@@ -9,6 +9,8 @@ pub mod reconciler;
 
 pub use reconciler::DnsRecordReconciler;
 
+use std::collections::BTreeMap;
+
 use crate::instance::ObservedInstance;
 
 /// One record set as Route 53 lists it; names are lowercase and fully qualified.
@@ -45,12 +47,23 @@ pub struct RecordChange {
     pub record: RecordSet,
 }
 
-/// The zone's records and the cluster's instances (for their addresses).
+/// Where a change sent to Route 53 stands (GetChange).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChangeStatus {
+    /// Accepted, not yet on every Route 53 name server.
+    Pending,
+    InSync,
+}
+
+/// The zone's records, the cluster's instances (for their addresses), and the records whose
+/// last change Route 53 still propagates.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ZoneObservation {
     pub zone_id: String,
     pub records: Vec<RecordSet>,
     pub instances: Vec<ObservedInstance>,
+    /// Record name → the id of its change that GetChange last answered `PENDING`.
+    pub propagating: BTreeMap<String, String>,
 }
 
 /// `None` when the desired state has no `[dns]` section: Route 53 is not asked anything.

@@ -1,16 +1,20 @@
 //! Glue between the engine and Route 53 for the `dns_record` kind (I/O in observe and apply;
 //! the plan is `diff::plan`).
 //!
-//! Observation: the zone id (looked up once, then kept), one paginated record listing, and one
+//! Observation: the zone id (looked up once, then kept), one paginated record listing, one
 //! DescribeInstances for the nodes' addresses (the instance kind makes its own; sharing one
-//! would couple the kinds' observations).
+//! would couple the kinds' observations), and one GetChange per change sent earlier that was
+//! not yet seen INSYNC (none in a cycle after a cycle without writes). Propagation is followed
+//! across cycles, never waited for inside apply: a record whose change is still PENDING shows
+//! `converging` with the change id. The changes followed live in memory; after a restart the
+//! listing alone decides.
 //!
 //! The engine applies each record's change separately and concurrently; changes for a zone
 //! that arrive close together are sent as one ChangeResourceRecordSets request (split only at
 //! Route 53's limits). If a combined request fails, each record's change is sent alone, so one
 //! bad record cannot fail the others.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -22,7 +26,9 @@ use tokio::sync::oneshot;
 use tokio::time::Instant;
 
 use super::api::DnsApi;
-use super::{ChangeAction, DnsChange, DnsObservation, RecordChange, ZoneObservation, diff};
+use super::{
+    ChangeAction, ChangeStatus, DnsChange, DnsObservation, RecordChange, ZoneObservation, diff,
+};
 use crate::error::AwsError;
 use crate::instance::api::InstanceApi;
 
@@ -37,6 +43,8 @@ pub struct DnsRecordReconciler {
     /// (zone name, zone id) of the last successful lookup.
     zone: Mutex<Option<(String, String)>>,
     batcher: Arc<Batcher>,
+    /// Changes sent and not yet seen INSYNC: change id → the names of the records it changed.
+    sent: Mutex<BTreeMap<String, BTreeSet<String>>>,
 }
 
 impl DnsRecordReconciler {
@@ -49,7 +57,40 @@ impl DnsRecordReconciler {
             api,
             instances,
             zone: Mutex::new(None),
+            sent: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    fn sent(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, BTreeSet<String>>> {
+        self.sent
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks Route 53 about every change not yet seen INSYNC, forgets those that are, and
+    /// returns record name → change id for the others.
+    async fn follow_changes(&self, region: &str) -> Result<BTreeMap<String, String>, AwsError> {
+        let change_ids: Vec<String> = self.sent().keys().cloned().collect();
+        let mut propagating = BTreeMap::new();
+        for change_id in change_ids {
+            match self.api.change_status(region, &change_id).await? {
+                ChangeStatus::InSync => {
+                    if let Some(names) = self.sent().remove(&change_id) {
+                        tracing::info!(
+                            change_id,
+                            records = names.len(),
+                            "record change propagated"
+                        );
+                    }
+                }
+                ChangeStatus::Pending => {
+                    for name in self.sent().get(&change_id).into_iter().flatten() {
+                        propagating.insert(name.clone(), change_id.clone());
+                    }
+                }
+            }
+        }
+        Ok(propagating)
     }
 
     fn cached_zone(&self, name: &str) -> Option<String> {
@@ -101,10 +142,12 @@ impl DnsRecordReconciler {
                 .list_instances(region, &desired.cluster.name)
                 .await?
         };
+        let propagating = self.follow_changes(region).await?;
         Ok(Some(ZoneObservation {
             zone_id,
             records,
             instances,
+            propagating,
         }))
     }
 }
@@ -135,7 +178,7 @@ impl Reconciler for DnsRecordReconciler {
         } else {
             "upsert"
         };
-        Arc::clone(&self.batcher)
+        let change_id = Arc::clone(&self.batcher)
             .submit(&action.zone_id, action.changes.clone())
             .await
             .map_err(|err| err.applying(verb))?;
@@ -145,16 +188,27 @@ impl Reconciler for DnsRecordReconciler {
                 name = %change.record.name,
                 record_type = %change.record.record_type,
                 change = change.action.as_str(),
+                change_id = change_id.as_deref().unwrap_or("none"),
                 "changed record"
             );
+        }
+        if let Some(change_id) = change_id {
+            self.sent()
+                .entry(change_id)
+                .or_default()
+                .extend(action.changes.iter().map(|c| c.record.name.clone()));
         }
         Ok(())
     }
 }
 
+/// The id of the change that carried a submission, or `None` when nothing had to change (the
+/// records it deletes were already gone).
+type Submitted = Result<Option<String>, AwsError>;
+
 struct Submission {
     changes: Vec<RecordChange>,
-    done: oneshot::Sender<Result<(), AwsError>>,
+    done: oneshot::Sender<Submitted>,
 }
 
 /// Collects the changes for each zone that arrive close together into one request.
@@ -172,11 +226,7 @@ impl Batcher {
             .map_or(0, Vec::len)
     }
 
-    async fn submit(
-        self: Arc<Self>,
-        zone_id: &str,
-        changes: Vec<RecordChange>,
-    ) -> Result<(), AwsError> {
+    async fn submit(self: Arc<Self>, zone_id: &str, changes: Vec<RecordChange>) -> Submitted {
         let (done, result) = oneshot::channel();
         let first = {
             let mut pending = self
@@ -231,14 +281,15 @@ impl Batcher {
             .flat_map(|member| member.changes.iter().cloned())
             .collect();
         match self.api.change_records(zone_id, &changes).await {
-            Ok(()) => {
+            Ok(change_id) => {
                 tracing::debug!(
                     zone_id,
+                    change_id = change_id.as_deref().unwrap_or("none"),
                     changes = changes.len(),
                     "sent a batch of record changes"
                 );
                 for member in members {
-                    let _ = member.done.send(Ok(()));
+                    let _ = member.done.send(Ok(change_id.clone()));
                 }
             }
             Err(err) if members.len() == 1 => {
@@ -249,10 +300,11 @@ impl Batcher {
             Err(err) => {
                 tracing::debug!(zone_id, error = %err, "a batch of record changes failed; sending each record's alone");
                 for member in members {
-                    let result = match self.api.change_records(zone_id, &member.changes).await {
-                        Ok(()) => Ok(()),
-                        Err(err) => tolerate_gone(&member.changes, err),
-                    };
+                    let result = self
+                        .api
+                        .change_records(zone_id, &member.changes)
+                        .await
+                        .or_else(|err| tolerate_gone(&member.changes, err));
                     let _ = member.done.send(result);
                 }
             }
@@ -260,8 +312,8 @@ impl Batcher {
     }
 }
 
-/// Deleting records that are already gone is a success.
-fn tolerate_gone(changes: &[RecordChange], err: AwsError) -> Result<(), AwsError> {
+/// Deleting records that are already gone is a success, with no change to follow.
+fn tolerate_gone(changes: &[RecordChange], err: AwsError) -> Submitted {
     let only_deletes = changes.iter().all(|c| c.action == ChangeAction::Delete);
     match &err {
         AwsError::ChangeRecords { source, .. }
@@ -269,7 +321,7 @@ fn tolerate_gone(changes: &[RecordChange], err: AwsError) -> Result<(), AwsError
                 && source.has_code("InvalidChangeBatch")
                 && source.detail.contains("not found") =>
         {
-            Ok(())
+            Ok(None)
         }
         _ => Err(err),
     }

@@ -2,6 +2,7 @@
 //! our types) and its SDK adapter (I/O). Stops, starts and terminations of what is already in
 //! the wanted state succeed.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -26,6 +27,13 @@ pub trait InstanceApi: Send + Sync {
         region: &str,
         cluster: &str,
     ) -> Result<Vec<ObservedInstance>, AwsError>;
+    /// The size in GiB of every volume tagged with `cluster` (the root volumes carry the tag
+    /// from their launch), by volume id, in one filtered, paginated listing.
+    async fn root_volume_sizes(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> Result<BTreeMap<String, u32>, AwsError>;
     /// Launches one instance with its tags, security group and root volume; returns its id.
     async fn launch(&self, spec: &LaunchSpec) -> Result<String, AwsError>;
     async fn stop(&self, instance_id: &str) -> Result<(), AwsError>;
@@ -153,6 +161,13 @@ fn observed_instance(instance: &aws_sdk_ec2::types::Instance) -> ObservedInstanc
             .collect(),
         public_ip: instance.public_ip_address().map(str::to_owned),
         private_ip: instance.private_ip_address().map(str::to_owned),
+        root_volume_id: instance
+            .block_device_mappings()
+            .iter()
+            .find(|mapping| mapping.device_name() == instance.root_device_name())
+            .and_then(|mapping| mapping.ebs())
+            .and_then(|ebs| ebs.volume_id())
+            .map(str::to_owned),
     }
 }
 
@@ -190,6 +205,40 @@ impl InstanceApi for Ec2Instances {
             token = page.next_token().map(str::to_owned);
             if token.is_none() {
                 return Ok(instances);
+            }
+        }
+    }
+
+    async fn root_volume_sizes(
+        &self,
+        region: &str,
+        cluster: &str,
+    ) -> Result<BTreeMap<String, u32>, AwsError> {
+        let clients = self.context.clients(region).await;
+        let filters = vec![filter(&format!("tag:{CLUSTER_TAG}"), cluster)];
+        let mut sizes = BTreeMap::new();
+        let mut token: Option<String> = None;
+        loop {
+            let page = self
+                .context
+                .call(Operation::DescribeVolumes, || {
+                    clients
+                        .ec2
+                        .describe_volumes()
+                        .set_filters(Some(filters.clone()))
+                        .set_next_token(token.clone())
+                        .max_results(500)
+                        .send()
+                })
+                .await
+                .map_err(AwsError::ListVolumes)?;
+            sizes.extend(page.volumes().iter().filter_map(|volume| {
+                let size = u32::try_from(volume.size()?).ok()?;
+                Some((volume.volume_id()?.to_owned(), size))
+            }));
+            token = page.next_token().map(str::to_owned);
+            if token.is_none() {
+                return Ok(sizes);
             }
         }
     }

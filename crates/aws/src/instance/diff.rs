@@ -6,7 +6,7 @@
 //!   a launch whose outcome was never recorded: then the same generation and token are used
 //!   again, which EC2 deduplicates. A recent launch EC2 does not list yet is waited for.
 //! - Type change: stop, then modify and start, only with `policy.allow_resize`.
-//! - AMI, subnet or key pair change: terminate and launch anew only with
+//! - AMI, subnet, key pair or root volume size change: terminate and launch anew only with
 //!   `policy.allow_replace`; otherwise reported as needing replacement.
 //! - Stopping or replacing is done to one node at a time, and only while every other node is
 //!   running.
@@ -142,6 +142,18 @@ fn immutable_changes(
             node.key_pair.clone(),
         ));
     }
+    // A root volume not listed (untagged, or gone between the two listings) is not compared.
+    let size = instance
+        .root_volume_id
+        .as_ref()
+        .and_then(|volume| ctx.observed.root_volume_sizes.get(volume));
+    if let Some(size) = size.filter(|size| **size != node.volume_size_gb) {
+        changes.push(FieldChange::new(
+            "/volume_size_gb",
+            Some(size.to_string()),
+            Some(node.volume_size_gb.to_string()),
+        ));
+    }
     changes
 }
 
@@ -155,10 +167,18 @@ fn type_change(node: &Node, instance: &ObservedInstance) -> Option<FieldChange> 
     })
 }
 
-fn paths(changes: &[FieldChange]) -> String {
+/// `ami ami-1 → ami-2, volume_size_gb 20 → 40`: what changed, for reasons.
+fn describe(changes: &[FieldChange]) -> String {
     changes
         .iter()
-        .map(|change| change.path.trim_start_matches('/'))
+        .map(|change| {
+            format!(
+                "{} {} → {}",
+                change.path.trim_start_matches('/'),
+                change.from.as_deref().unwrap_or("(none)"),
+                change.to.as_deref().unwrap_or("(none)")
+            )
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }
@@ -349,18 +369,18 @@ fn plan_existing(
         InstanceState::Running => {
             let immutable = immutable_changes(ctx, node, instance);
             if !immutable.is_empty() {
-                let what = paths(&immutable);
+                let what = describe(&immutable);
                 let plan = if !node.policy.allow_replace {
                     drifted(
                         id,
-                        format!("needs replacement ({what} changed); policy.allow_replace is off"),
+                        format!("needs replacement ({what}); policy.allow_replace is off"),
                         immutable,
                     )
                 } else if !may_disrupt {
                     drifted(
                         id,
                         format!(
-                            "needs replacement ({what} changed); waiting: one node is disrupted at a time, while the others run"
+                            "needs replacement ({what}); waiting: one node is disrupted at a time, while the others run"
                         ),
                         immutable,
                     )
@@ -373,7 +393,7 @@ fn plan_existing(
                                     instance_ids: vec![instance_id.clone()],
                                 },
                                 "terminate",
-                                format!("replacing {instance_id}: {what} changed"),
+                                format!("replacing {instance_id}: {what}"),
                             )
                             .with_changes(immutable),
                             ctx.fresh_launch(node, format!("replacement for {instance_id}")),
@@ -456,6 +476,7 @@ mod tests {
             security_groups: vec!["converged-test".into()],
             public_ip: Some("203.0.113.10".into()),
             private_ip: Some("10.0.0.10".into()),
+            root_volume_id: Some(format!("vol-{id}")),
         }
     }
 
@@ -501,6 +522,7 @@ mod tests {
                         .collect::<Vec<_>>()
                         .join(" then "),
                     Verdict::Converging { reason } => format!("converging: {reason}"),
+                    Verdict::Blocked { on, reason } => format!("blocked on {on}: {reason}"),
                     Verdict::Drifted { reason, .. } => format!("drifted: {reason}"),
                     Verdict::Unmanaged { reason } => format!("unmanaged: {reason}"),
                     Verdict::Failed { reason } => format!("failed: {reason}"),
@@ -522,8 +544,18 @@ mod tests {
         }
     }
 
+    /// The instances with root volumes of the 20 GiB nodes get by default.
     fn world(instances: Vec<ObservedInstance>, intents: Vec<IntentView>) -> InstanceObservation {
-        InstanceObservation { instances, intents }
+        let root_volume_sizes = instances
+            .iter()
+            .filter_map(|i| i.root_volume_id.clone())
+            .map(|volume| (volume, 20))
+            .collect();
+        InstanceObservation {
+            instances,
+            intents,
+            root_volume_sizes,
+        }
     }
 
     #[test]
@@ -684,8 +716,43 @@ instance_type = "t2.small""#;
                 replace(&cluster_with_nodes(&[("a", ROLES)], "")),
                 world(vec![running("i-1", "a")], vec![]),
                 vec![
-                    "instance/a ready drifted: needs replacement (ami changed); policy.allow_replace is off",
+                    "instance/a ready drifted: needs replacement (ami ami-1e749f67 → ami-0123abcd); policy.allow_replace is off",
                 ],
+            ),
+            (
+                "a bigger root volume without the policy: needs replacement, reported",
+                cluster_with_nodes(
+                    &[("a", "roles = [\"mesos-agent\"]\nvolume_size_gb = 40")],
+                    "",
+                ),
+                world(vec![running("i-1", "a")], vec![]),
+                vec![
+                    "instance/a ready drifted: needs replacement (volume_size_gb 20 → 40); policy.allow_replace is off",
+                ],
+            ),
+            (
+                "a bigger root volume with the policy: replaced like an AMI change",
+                nodes(&format!("{resize_on}\nvolume_size_gb = 40"), ROLES),
+                world(vec![small("i-1", "a"), running("i-2", "b")], vec![]),
+                vec![
+                    "instance/a ready terminate(i-1) then create(gen 2)",
+                    "instance/b ready in sync",
+                ],
+            ),
+            (
+                "a root volume the listing did not show is not compared",
+                cluster_with_nodes(
+                    &[("a", "roles = [\"mesos-agent\"]\nvolume_size_gb = 40")],
+                    "",
+                ),
+                world(
+                    vec![ObservedInstance {
+                        root_volume_id: None,
+                        ..running("i-1", "a")
+                    }],
+                    vec![],
+                ),
+                vec!["instance/a ready in sync"],
             ),
             (
                 "new AMI with the policy: terminate, then launch the next generation",
@@ -693,7 +760,7 @@ instance_type = "t2.small""#;
                 world(vec![small("i-1", "a"), running("i-2", "b")], vec![]),
                 vec![
                     "instance/a ready terminate(i-1) then create(gen 2)",
-                    "instance/b ready drifted: needs replacement (ami changed); policy.allow_replace is off",
+                    "instance/b ready drifted: needs replacement (ami ami-1e749f67 → ami-0123abcd); policy.allow_replace is off",
                 ],
             ),
             (
@@ -707,7 +774,7 @@ instance_type = "t2.small""#;
                     vec![],
                 ),
                 vec![
-                    "instance/a ready drifted: needs replacement (ami changed); waiting: one node is disrupted at a time, while the others run",
+                    "instance/a ready drifted: needs replacement (ami ami-1e749f67 → ami-0123abcd); waiting: one node is disrupted at a time, while the others run",
                     "instance/b converging: instance i-2 is pending",
                 ],
             ),

@@ -7,6 +7,8 @@ pub mod reconciler;
 
 pub use reconciler::InstanceReconciler;
 
+use std::collections::BTreeMap;
+
 use crate::intent::IntentView;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,13 +69,18 @@ pub struct ObservedInstance {
     pub security_groups: Vec<String>,
     pub public_ip: Option<String>,
     pub private_ip: Option<String>,
+    /// The EBS volume mapped at the instance's root device.
+    pub root_volume_id: Option<String>,
 }
 
-/// Everything the plan needs: the tagged instances and the intent records.
+/// Everything the plan needs: the tagged instances, the sizes of their root volumes and the
+/// intent records.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct InstanceObservation {
     pub instances: Vec<ObservedInstance>,
     pub intents: Vec<IntentView>,
+    /// Volume id → size in GiB, for the volumes carrying the cluster tag.
+    pub root_volume_sizes: BTreeMap<String, u32>,
 }
 
 /// How to launch one node's instance.

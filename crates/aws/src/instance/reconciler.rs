@@ -1,6 +1,7 @@
 //! Glue between the engine and EC2 for the `instance` kind (I/O in observe and apply; the plan
-//! is `diff::plan`). A launch writes its intent record before RunInstances and records the
-//! instance id after it.
+//! is `diff::plan`). Observation: one DescribeInstances by cluster tag and, while a live
+//! instance has a root volume, one DescribeVolumes by cluster tag for their sizes. A launch
+//! writes its intent record before RunInstances and records the instance id after it.
 
 use std::sync::Arc;
 
@@ -65,7 +66,22 @@ impl Reconciler for InstanceReconciler {
             .list_instances(region, &desired.cluster.name)
             .await
             .map_err(observing)?;
-        Ok(InstanceObservation { instances, intents })
+        let root_volume_sizes = if instances
+            .iter()
+            .any(|i| i.state.is_live() && i.root_volume_id.is_some())
+        {
+            self.api
+                .root_volume_sizes(region, &desired.cluster.name)
+                .await
+                .map_err(observing)?
+        } else {
+            Default::default()
+        };
+        Ok(InstanceObservation {
+            instances,
+            intents,
+            root_volume_sizes,
+        })
     }
 
     fn plan(desired: &DesiredState, observed: &InstanceObservation) -> KindPlan<InstanceAction> {

@@ -131,6 +131,19 @@ impl World {
             .collect()
     }
 
+    /// The size in GiB of the volume at the instance's first block device (its root).
+    pub async fn root_volume_size(&self, instance: &aws_sdk_ec2::types::Instance) -> Option<i32> {
+        let volume_id = instance.block_device_mappings()[0].ebs()?.volume_id()?;
+        let volumes = self
+            .ec2
+            .describe_volumes()
+            .volume_ids(volume_id)
+            .send()
+            .await
+            .unwrap();
+        volumes.volumes()[0].size()
+    }
+
     pub async fn records(&self) -> Vec<aws_sdk_route53::types::ResourceRecordSet> {
         self.route53
             .list_resource_record_sets()

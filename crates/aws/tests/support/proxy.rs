@@ -1,6 +1,7 @@
 //! A fault-injecting reverse proxy in front of moto (which cannot throttle or fail on demand):
 //! it answers a share of EC2 requests with `RequestLimitExceeded`, denies chosen operations,
-//! or forwards a request and then never answers (a crash "after the request was sent").
+//! forwards a request and then never answers (a crash "after the request was sent"), or says
+//! a Route 53 change is still `PENDING` (moto answers `INSYNC` at once).
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -21,6 +22,8 @@ pub struct Faults {
     pub deny: Vec<&'static str>,
     /// Operations forwarded to moto whose answers are never delivered.
     pub hold: Vec<&'static str>,
+    /// GetChange answers `PENDING` instead of moto's `INSYNC`.
+    pub changes_pending: bool,
 }
 
 struct ProxyState {
@@ -88,6 +91,7 @@ fn operation(method: &str, path: &str, body: &[u8]) -> String {
     if path.starts_with("/2013-04-01/") {
         return match (method, path) {
             (_, p) if p.starts_with("/2013-04-01/hostedzonesbyname") => "ListHostedZonesByName",
+            ("GET", p) if p.starts_with("/2013-04-01/change/") => "GetChange",
             ("POST", p) if p.ends_with("/rrset") || p.ends_with("/rrset/") => {
                 "ChangeResourceRecordSets"
             }
@@ -191,7 +195,13 @@ async fn handle(State(state): State<Arc<ProxyState>>, request: Request) -> Respo
     };
     let status = upstream.status();
     let content_type = upstream.headers().get("content-type").cloned();
-    let bytes = upstream.bytes().await.unwrap_or_default();
+    let mut bytes = upstream.bytes().await.unwrap_or_default();
+    if op == "GetChange" && faults.changes_pending {
+        bytes = String::from_utf8_lossy(&bytes)
+            .replace("<Status>INSYNC</Status>", "<Status>PENDING</Status>")
+            .into_bytes()
+            .into();
+    }
     if faults.hold.contains(&op.as_str()) {
         let _ = state.held.send(op);
         std::future::pending::<()>().await;

@@ -310,6 +310,7 @@ mod tests {
                     Verdict::Drifted { .. } => "drifted".into(),
                     Verdict::Failed { .. } => "failed".into(),
                     Verdict::Converging { .. } => "converging".into(),
+                    Verdict::Blocked { .. } => "blocked".into(),
                     Verdict::Unmanaged { .. } => "unmanaged".into(),
                 };
                 let ready = if resource.ready { " ready" } else { "" };

@@ -426,6 +426,7 @@ mod tests {
                 actions.iter().map(|a| a.verb).collect::<Vec<_>>().join("+")
             }
             Verdict::Converging { .. } => "converging".into(),
+            Verdict::Blocked { .. } => "blocked".into(),
             Verdict::Drifted { .. } => "drifted".into(),
             Verdict::Unmanaged { .. } => "unmanaged".into(),
             Verdict::Failed { .. } => "failed".into(),
