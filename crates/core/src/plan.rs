@@ -185,19 +185,29 @@ impl<A> ResourcePlan<A> {
 #[serde(bound(serialize = ""))]
 pub struct KindPlan<A> {
     pub resources: Vec<ResourcePlan<A>>,
+    /// False when the observation could not see every resource of the kind (a peer that knows
+    /// them did not answer): what it does not list may still exist.
+    #[serde(skip)]
+    pub complete: bool,
 }
 
 impl<A> Default for KindPlan<A> {
     fn default() -> Self {
-        Self {
-            resources: Vec::new(),
-        }
+        Self::new(Vec::new())
     }
 }
 
 impl<A> KindPlan<A> {
     pub fn new(resources: Vec<ResourcePlan<A>>) -> Self {
-        Self { resources }
+        Self {
+            resources,
+            complete: true,
+        }
+    }
+
+    pub fn complete(mut self, complete: bool) -> Self {
+        self.complete = complete;
+        self
     }
 
     pub fn action_count(&self) -> usize {
@@ -205,20 +215,32 @@ impl<A> KindPlan<A> {
     }
 }
 
-/// Which resources one cycle's plans found ready, and which kinds were observed at all: what
-/// decides whether an action waits for its dependencies.
-#[derive(Debug, Default)]
+/// Which resources one cycle's plans found ready, and which kinds may hold resources no plan
+/// shows: what decides whether an action waits for its dependencies.
+#[derive(Debug)]
 pub struct Readiness {
     resources: HashMap<ResourceId, bool>,
-    observed_kinds: BTreeSet<Kind>,
+    /// Kinds that run but were not (completely) observed this cycle.
+    unseen_kinds: BTreeSet<Kind>,
 }
 
 impl Readiness {
-    /// Notes a kind's plan: the kind was observed, and how ready each of its resources is.
-    pub fn observed<A>(&mut self, kind: Kind, resources: &[ResourcePlan<A>]) {
-        self.observed_kinds.insert(kind);
+    /// Starts with every kind that runs unseen.
+    pub fn new(running: impl IntoIterator<Item = Kind>) -> Self {
+        Self {
+            resources: HashMap::new(),
+            unseen_kinds: running.into_iter().collect(),
+        }
+    }
+
+    /// Notes a kind's plan: how ready each of its resources is, and, if the observation was
+    /// complete, that nothing else of the kind exists.
+    pub fn observed<A>(&mut self, kind: Kind, plan: &KindPlan<A>) {
+        if plan.complete {
+            self.unseen_kinds.remove(&kind);
+        }
         self.resources
-            .extend(resources.iter().map(|r| (r.id.clone(), r.ready)));
+            .extend(plan.resources.iter().map(|r| (r.id.clone(), r.ready)));
     }
 
     /// Whether some plan this cycle mentions `id`.
@@ -227,7 +249,8 @@ impl Readiness {
     }
 
     /// The first dependency that holds `actions` back, and why. A tear-down waits only for
-    /// what still stands: a dependency its observed kind no longer reports is gone, not pending.
+    /// what still stands: a dependency that a complete observation of its kind does not show,
+    /// or of a kind that does not run, is gone, not pending.
     pub fn blocker<'a, A>(
         &self,
         depends_on: &'a [ResourceId],
@@ -238,7 +261,7 @@ impl Readiness {
             match self.resources.get(dependency) {
                 Some(true) => None,
                 Some(false) => Some(format!("waiting for {dependency} to be ready")),
-                None if tears_down && self.observed_kinds.contains(&dependency.kind) => None,
+                None if tears_down && !self.unseen_kinds.contains(&dependency.kind) => None,
                 None => Some(format!("waiting for {dependency}, which was not observed")),
             }
             .map(|why| (dependency, why))
@@ -257,15 +280,21 @@ mod tests {
         let create = [PlannedAction::new((), "create", "missing")];
         let delete = [PlannedAction::new((), "stop", "dropped").deleting()];
         let readiness = |agents: Option<Vec<ResourcePlan<()>>>| {
-            let mut readiness = Readiness::default();
+            let mut readiness = Readiness::new([Kind::MesosAgent, Kind::Instance]);
             if let Some(agents) = agents {
-                readiness.observed(Kind::MesosAgent, &agents);
+                readiness.observed(Kind::MesosAgent, &KindPlan::new(agents));
             }
             readiness
         };
         let draining = || vec![ResourcePlan::act(agent.clone(), create.to_vec())];
         let drained = || vec![ResourcePlan::new(agent.clone(), Verdict::InSync)];
-        let cases: Vec<(&str, Readiness, &[PlannedAction<()>], Option<&str>)> = vec![
+        let partly = || {
+            let mut readiness = Readiness::new([Kind::MesosAgent]);
+            readiness.observed(Kind::MesosAgent, &KindPlan::<()>::default().complete(false));
+            readiness
+        };
+        type Case<'a> = (&'a str, Readiness, &'a [PlannedAction<()>], Option<&'a str>);
+        let cases: Vec<Case> = vec![
             (
                 "tear-down, dependency gone",
                 readiness(Some(Vec::new())),
@@ -289,6 +318,18 @@ mod tests {
                 readiness(None),
                 &delete,
                 Some("not observed"),
+            ),
+            (
+                "tear-down, kind observed in part",
+                partly(),
+                &delete,
+                Some("not observed"),
+            ),
+            (
+                "tear-down, kind not running",
+                Readiness::new([Kind::Instance]),
+                &delete,
+                None,
             ),
             (
                 "create, dependency unknown",

@@ -68,7 +68,8 @@ impl<R: Reconciler> DynReconciler for Erased<R> {
                 .into_iter()
                 .map(|resource| resource.map_actions(|action| Arc::new(action) as ErasedPayload))
                 .collect(),
-        ))
+        )
+        .complete(plan.complete))
     }
 
     async fn apply(&self, action: &ErasedAction) -> Result<(), ReconcileError> {

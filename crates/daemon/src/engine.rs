@@ -462,9 +462,9 @@ impl Engine {
         plans: BTreeMap<Kind, ErasedKindPlan>,
         request: CycleRequest,
     ) -> CycleReport {
-        let mut ready = Readiness::default();
+        let mut ready = Readiness::new(self.registry.kinds());
         for (kind, plan) in &plans {
-            ready.observed(*kind, &plan.resources);
+            ready.observed(*kind, plan);
         }
         // A record of an observed kind whose resource no plan mentions any more is gone.
         self.records

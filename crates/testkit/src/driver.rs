@@ -100,9 +100,9 @@ impl Driver {
                 Err(err) => pass.observe_errors.push(err.to_string()),
             }
         }
-        let mut ready = Readiness::default();
+        let mut ready = Readiness::new(self.registry.kinds());
         for (reconciler, plan) in &plans {
-            ready.observed(reconciler.kind(), &plan.resources);
+            ready.observed(reconciler.kind(), plan);
         }
         for (reconciler, plan) in plans {
             for resource in plan.resources {

@@ -240,22 +240,27 @@ pub fn plan(desired: &DesiredState, observed: &InstanceObservation) -> KindPlan<
     }
     for (name, instances) in strays {
         let ids: Vec<String> = instances.iter().map(|i| i.id.clone()).collect();
-        resources.push(ResourcePlan::act(
-            resource_id(&name),
-            vec![
-                PlannedAction::new(
-                    InstanceAction::Terminate {
-                        instance_ids: ids.clone(),
-                    },
-                    "terminate",
-                    format!(
-                        "{} carries the cluster tag but no desired node",
-                        ids.join(", ")
-                    ),
-                )
-                .deleting(),
-            ],
-        ));
+        // The node's Mesos agent is drained (tasks moved, machine down) before it goes.
+        let drained_first = ResourceId::new(Kind::MesosAgent, &name);
+        resources.push(
+            ResourcePlan::act(
+                resource_id(&name),
+                vec![
+                    PlannedAction::new(
+                        InstanceAction::Terminate {
+                            instance_ids: ids.clone(),
+                        },
+                        "terminate",
+                        format!(
+                            "{} carries the cluster tag but no desired node",
+                            ids.join(", ")
+                        ),
+                    )
+                    .deleting(),
+                ],
+            )
+            .depends_on([drained_first]),
+        );
     }
     KindPlan::new(resources)
 }
@@ -650,6 +655,25 @@ mod tests {
                 ],
             ),
         ]);
+    }
+
+    #[test]
+    fn a_stray_instance_waits_for_its_agent_to_be_drained() {
+        let desired = desired_state(&cluster_with_nodes(&[("a", ROLES)], ""));
+        let plan = plan(
+            &desired,
+            &world(vec![running("i-1", "a"), running("i-9", "old")], vec![]),
+        );
+        let stray = plan
+            .resources
+            .iter()
+            .find(|r| r.id == resource_id("old"))
+            .unwrap();
+        assert!(
+            stray
+                .depends_on
+                .contains(&ResourceId::new(Kind::MesosAgent, "old"))
+        );
     }
 
     #[test]

@@ -29,6 +29,8 @@ pub struct AgentsObserved {
     pub maintenance: Result<MaintenanceStatus, String>,
     /// Whether a Marathon client is configured to move tasks off a draining agent.
     pub can_move_tasks: bool,
+    /// Whether the cluster has masters to ask (without masters there can be no agent).
+    pub masters_asked: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -284,7 +286,10 @@ pub fn plan(desired: &DesiredState, observed: &AgentsObserved) -> KindPlan<Agent
         };
         resources.push(ResourcePlan::new(id, verdict).depends_on(depends_on));
     }
-    KindPlan::new(resources)
+    // Without the leader's view, agents of dropped nodes may exist unseen: what waits for
+    // their drain keeps waiting.
+    let complete = !observed.masters_asked || matches!(observed.view, Ok(MasterView::Led { .. }));
+    KindPlan::new(resources).complete(complete)
 }
 
 #[cfg(test)]
@@ -347,6 +352,7 @@ mod tests {
             grace: Duration::from_secs(10),
             maintenance: Ok(MaintenanceStatus::default()),
             can_move_tasks: true,
+            masters_asked: true,
         }
     }
 
@@ -416,6 +422,11 @@ mod tests {
                 _ => "other",
             };
             assert_eq!(got, expected, "{name}");
+            assert_eq!(
+                plan.complete,
+                !matches!(name, "no leader" | "masters unreadable"),
+                "{name}: complete only with the leader's view"
+            );
             assert_eq!(
                 resource.depends_on,
                 [

@@ -111,10 +111,16 @@ impl Reconciler for MesosAgents {
             self.master_urls.clone()
         };
         let agents: Vec<&Node> = desired.nodes_with_role(Role::MesosAgent).collect();
-        let view = if agents.is_empty() {
+        let masters_exist = !self.master_urls.is_empty()
+            || desired.nodes_with_role(Role::MesosMaster).next().is_some();
+        // Asked even without agent nodes: agents of nodes dropped from the desired state are
+        // drained before their nodes go.
+        let view = if !masters_exist {
             Ok(MasterView::NoLeader {
-                reason: "no agent nodes".into(),
+                reason: "no masters".into(),
             })
+        } else if urls.is_empty() {
+            Err("no master address is known yet".to_owned())
         } else {
             match self.master.view(&urls).await {
                 Ok(view) => Ok(view),
@@ -140,6 +146,7 @@ impl Reconciler for MesosAgents {
             grace: self.grace,
             maintenance: Ok(MaintenanceStatus::default()),
             can_move_tasks: self.marathon.is_some(),
+            masters_asked: masters_exist,
         };
         if let Ok(MasterView::Led { leader, .. }) = &observed.view
             && !diff::departing_agents(desired, &observed).is_empty()
