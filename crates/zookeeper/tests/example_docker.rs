@@ -1,0 +1,92 @@
+//! The example `desired-state/` renders for the docker runtime on every node: each service's
+//! template variables resolve, the images get what they read to find each other, and ZooKeeper
+//! runs converged's zoo.cfg (stable ids) rather than the one its image numbers by position.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+use std::path::Path;
+use std::sync::Arc;
+
+use converged_core::load_desired_state;
+use converged_core::model::Role;
+use converged_hosts::layer::NodeObservation;
+use converged_hosts::{HostsObserved, NodeAddress, Runtime, RuntimeKind, ServiceExtras};
+use converged_zookeeper::{EnsembleFiles, IdStore};
+
+#[test]
+fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state");
+    let desired = load_desired_state(&example).expect("the example is valid");
+    let state = tempfile::tempdir().unwrap();
+    let addresses: BTreeMap<String, IpAddr> = desired
+        .nodes
+        .iter()
+        .enumerate()
+        .map(|(i, node)| (node.name.clone(), IpAddr::from([10, 0, 1, 10 + i as u8])))
+        .collect();
+    let extras = EnsembleFiles::new(Arc::new(IdStore::new(state.path())))
+        .extras(&desired, &addresses)
+        .unwrap();
+    let observed = HostsObserved {
+        nodes: addresses
+            .iter()
+            .map(|(name, ip)| {
+                let address = NodeAddress {
+                    ip: *ip,
+                    ssh: SocketAddr::new(*ip, 22),
+                    depends_on: None,
+                };
+                (
+                    name.clone(),
+                    NodeObservation {
+                        address: Ok(address),
+                        services: Ok(BTreeMap::new()),
+                    },
+                )
+            })
+            .collect(),
+        secrets: BTreeMap::new(),
+        extras: Ok(extras),
+        runtime: Runtime::new(RuntimeKind::Docker, "/var/lib/converged"),
+        rolling: Default::default(),
+    };
+    let rendered = observed.desired_services(&desired);
+    assert_eq!(rendered.len(), 3 * 4, "four services on each node");
+    // Sorted by node name: production, services, staging.
+    let ensemble = "10.0.1.12:2181,10.0.1.10:2181,10.0.1.11:2181";
+    for (node, role, service) in rendered {
+        let service = service.unwrap_or_else(|err| panic!("{node}/{role:?}: {err}"));
+        let env = |key: &str| {
+            service
+                .env
+                .get(key)
+                .map(|value| value.expose().to_owned())
+                .unwrap_or_else(|| panic!("{node}/{role:?} has no {key}"))
+        };
+        let ip = addresses[&node].to_string();
+        match role {
+            Role::Zookeeper => {
+                let dir = "/var/lib/converged/zookeeper";
+                assert_eq!(env("ZOOCFGDIR"), dir);
+                assert!(service.volumes.contains(&format!("{dir}:{dir}")));
+                let zoo_cfg = &service.files.iter().find(|f| f.path == "zoo.cfg").unwrap();
+                assert!(zoo_cfg.content.contains(&format!("dataDir={dir}/data")));
+            }
+            Role::MesosMaster => {
+                assert!(env("MESOS_ZK").contains(&format!("zk://{ensemble}/mesos")));
+                assert!(env("MESOS_QUORUM").contains('2'));
+                assert!(env("MESOS_IP").contains(&ip));
+            }
+            Role::MesosAgent => {
+                assert!(env("MESOS_MASTER").contains(&format!("zk://{ensemble}/mesos")));
+                assert!(env("MESOS_HOSTNAME").contains(&node));
+                assert!(env("MESOS_ATTRIBUTES").contains(&format!("env:{node}")));
+            }
+            Role::Marathon => {
+                assert!(env("MARATHON_MASTER").contains(&format!("zk://{ensemble}/mesos")));
+                assert!(env("MARATHON_ZK").contains(&format!("zk://{ensemble}/marathon")));
+            }
+            _ => {}
+        }
+    }
+}
