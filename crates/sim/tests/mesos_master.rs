@@ -255,6 +255,18 @@ async fn admin_deregister_and_leadership_drop() {
             .then_some(())
     })
     .await;
+    // Agent ids stay unique across the master's terms: the agent that re-registers keeps its
+    // id, and one registering anew after the re-election gets another.
+    let _b = agent(&master.url, "127.0.0.65", ("node-e", "cpus:1;mem:497", ""));
+    let slaves = eventually("both agents", Duration::from_secs(5), || async {
+        let s = get(&format!("{}/master/state", master.url)).await;
+        let slaves = s["slaves"].as_array().cloned().unwrap_or_default();
+        (slaves.len() == 2 && slaves.iter().all(|a| a["active"] == true)).then_some(slaves)
+    })
+    .await;
+    let ids: Vec<&str> = slaves.iter().filter_map(|a| a["id"].as_str()).collect();
+    assert!(ids.contains(&id.as_str()), "{ids:?}");
+    assert_ne!(ids[0], ids[1]);
 }
 
 #[tokio::test]

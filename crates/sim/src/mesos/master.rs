@@ -195,9 +195,13 @@ async fn monitor(master: Shared) {
         if elected != was_elected {
             let mut st = master.lock();
             // A new leader starts from an empty in-memory view; agents and frameworks re-register
-            // (the registry's `recovered_slaves` is not simulated).
+            // (the registry's `recovered_slaves` is not simulated). Ids it hands out stay unique
+            // across its terms, as a restarted Mesos master's would under a new master id: an
+            // agent re-registering with its id must never meet another agent holding it.
             *st = MasterState {
                 elected_time: elected.then(|| epoch_secs(SystemTime::now())),
+                next_agent: st.next_agent,
+                next_framework: st.next_framework,
                 ..MasterState::default()
             };
             tracing::info!(elected, master_id = %master.id, "Master leadership changed");
