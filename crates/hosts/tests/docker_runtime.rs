@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
-use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, load_desired_state};
 use converged_hosts::{
@@ -14,13 +13,7 @@ use converged_hosts::{
     SshSettings,
 };
 use converged_testkit::driver::{Driver, Outcome};
-use converged_testkit::{HostOptions, TestHosts};
-
-struct NoMetrics;
-
-impl ApiRecorder for NoMetrics {
-    fn record(&self, _: &'static str, _: &'static str, _: ApiOutcome, _: f64) {}
-}
+use converged_testkit::{HostOptions, NoMetrics, TestHosts};
 
 /// A fake `docker` that appends every call to `<base>/<hostname>/calls` and keeps one
 /// `service \t state \t hash` line per container, printed by `ps`.

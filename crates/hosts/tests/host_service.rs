@@ -9,7 +9,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, ErrorClass, load_desired_state};
 use converged_hosts::ssh::CommandCounts;
@@ -18,13 +17,7 @@ use converged_hosts::{
     SshSettings,
 };
 use converged_testkit::driver::{Driver, Outcome};
-use converged_testkit::{HostOptions, TestHosts};
-
-struct NoMetrics;
-
-impl ApiRecorder for NoMetrics {
-    fn record(&self, _: &'static str, _: &'static str, _: ApiOutcome, _: f64) {}
-}
+use converged_testkit::{HostOptions, NoMetrics, TestHosts};
 
 const HOSTS: [(&str, &str); 3] = [
     ("alpha", "127.0.21.1"),

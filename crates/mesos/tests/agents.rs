@@ -10,7 +10,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, load_desired_state};
 use converged_hosts::{
@@ -21,14 +20,8 @@ use converged_mesos::agent::api::{Agent, HttpMesosMaster, MasterView, MesosMaste
 use converged_mesos::agent::reconciler::MesosAgents;
 use converged_mesos::marathon::api::{AppBody, HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_testkit::driver::{Driver, Outcome, Pass};
-use converged_testkit::{HostOptions, TestHosts, sim_binary};
+use converged_testkit::{HostOptions, NoMetrics, TestHosts, sim_binary};
 use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
-
-struct NoMetrics;
-
-impl ApiRecorder for NoMetrics {
-    fn record(&self, _: &'static str, _: &'static str, _: ApiOutcome, _: f64) {}
-}
 
 const HOSTS: [(&str, &str); 3] = [
     ("services", "127.0.23.1"),

@@ -16,6 +16,14 @@ pub mod sandbox;
 
 pub use hosts::{HostOptions, TestHost, TestHosts};
 
+/// An API recorder for tests that do not look at metrics.
+pub struct NoMetrics;
+
+impl converged_core::api::ApiRecorder for NoMetrics {
+    fn record(&self, _: &'static str, _: &'static str, _: converged_core::api::ApiOutcome, _: f64) {
+    }
+}
+
 /// Errors of the harness (most are turned into panics by the convenience constructors).
 #[derive(Debug, thiserror::Error)]
 pub enum Error {

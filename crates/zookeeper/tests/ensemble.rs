@@ -11,7 +11,6 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, load_desired_state};
 use converged_hosts::{
@@ -19,15 +18,9 @@ use converged_hosts::{
     SshSettings,
 };
 use converged_testkit::driver::{Driver, Outcome};
-use converged_testkit::{HostOptions, TestHosts, four_letter, srvr_mode};
+use converged_testkit::{HostOptions, NoMetrics, TestHosts, four_letter, srvr_mode};
 use converged_zookeeper::ids::IDS_FILE;
 use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
-
-struct NoMetrics;
-
-impl ApiRecorder for NoMetrics {
-    fn record(&self, _: &'static str, _: &'static str, _: ApiOutcome, _: f64) {}
-}
 
 const HOSTS: [(&str, &str); 3] = [
     ("services", "127.0.22.1"),
