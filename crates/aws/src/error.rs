@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use converged_core::api::ApiOutcome;
-use converged_core::{ErrorClass, ReconcileError};
+use converged_core::{Classified, ErrorClass};
 
 use crate::operation::Operation;
 
@@ -111,8 +111,8 @@ pub enum AwsError {
     NotObserved,
 }
 
-impl AwsError {
-    pub fn class(&self) -> ErrorClass {
+impl Classified for AwsError {
+    fn class(&self) -> ErrorClass {
         match self {
             AwsError::ListGroups(source)
             | AwsError::CreateGroup { source, .. }
@@ -139,22 +139,6 @@ impl AwsError {
             | AwsError::WriteIntent { .. }
             | AwsError::ReadIntents { .. }
             | AwsError::NotObserved => ErrorClass::Transient,
-        }
-    }
-
-    pub fn observing(self, kind: &'static str) -> ReconcileError {
-        ReconcileError::Observe {
-            kind,
-            class: self.class(),
-            message: self.to_string(),
-        }
-    }
-
-    pub fn applying(self, action: &'static str) -> ReconcileError {
-        ReconcileError::Apply {
-            action,
-            class: self.class(),
-            message: self.to_string(),
         }
     }
 }
@@ -204,7 +188,7 @@ mod tests {
         for (error, class) in cases {
             assert_eq!(error.class(), class, "{error}");
         }
-        let err = AwsError::ListInstances(failure(ErrorClass::Invalid)).observing("instance");
+        let err = AwsError::ListInstances(failure(ErrorClass::Invalid)).into_observe("instance");
         assert_eq!(err.class(), ErrorClass::Invalid);
         assert_eq!(
             err.to_string(),

@@ -36,6 +36,28 @@ impl ErrorClass {
     }
 }
 
+/// A crate's error enum: each variant knows its class, and the error turns into the engine's
+/// `ReconcileError` for the observation or action that failed.
+pub trait Classified: fmt::Display + Sized {
+    fn class(&self) -> ErrorClass;
+
+    fn into_observe(self, kind: &'static str) -> ReconcileError {
+        ReconcileError::Observe {
+            kind,
+            class: self.class(),
+            message: self.to_string(),
+        }
+    }
+
+    fn into_apply(self, action: &'static str) -> ReconcileError {
+        ReconcileError::Apply {
+            action,
+            class: self.class(),
+            message: self.to_string(),
+        }
+    }
+}
+
 impl fmt::Display for ErrorClass {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())

@@ -15,7 +15,7 @@ pub mod resource;
 pub mod secret;
 mod validate;
 
-pub use error::{ErrorClass, ReconcileError};
+pub use error::{Classified, ErrorClass, ReconcileError};
 pub use load::{LoadError, Problem, load_desired_state};
 pub use model::DesiredState;
 pub use resource::{Kind, ResourceId};

@@ -1,6 +1,7 @@
 //! The marathon_app kind end to end: the engine and the real HTTP client against simulated
 //! Mesos and Marathon processes (`converged-sim`), with the example apps.
 
+use converged_core::Classified;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

@@ -161,7 +161,10 @@ mod tests {
             let result = allowed.check("n", address.parse().unwrap());
             assert_eq!(result.is_ok(), ok, "{address}");
             if let Err(err) = result {
-                assert_eq!(err.class(), converged_core::ErrorClass::Unsafe);
+                assert_eq!(
+                    converged_core::Classified::class(&err),
+                    converged_core::ErrorClass::Unsafe
+                );
             }
         }
         assert!(

@@ -1,7 +1,7 @@
 //! The crate's error enum: failed host operations, each with the error class that drives the
 //! engine's backoff. No message ever holds a command line, an environment value or a secret.
 
-use converged_core::{ErrorClass, ReconcileError};
+use converged_core::{Classified, ErrorClass};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostsError {
@@ -78,8 +78,8 @@ pub enum HostsError {
     StateFile { what: &'static str, message: String },
 }
 
-impl HostsError {
-    pub fn class(&self) -> ErrorClass {
+impl Classified for HostsError {
+    fn class(&self) -> ErrorClass {
         match self {
             Self::ResolveAddress { .. }
             | Self::Connect { .. }
@@ -93,22 +93,6 @@ impl HostsError {
                 ErrorClass::Invalid
             }
             Self::AddressNotAllowed { .. } | Self::HostKeyChanged { .. } => ErrorClass::Unsafe,
-        }
-    }
-
-    pub fn into_observe(self, kind: &'static str) -> ReconcileError {
-        ReconcileError::Observe {
-            kind,
-            class: self.class(),
-            message: self.to_string(),
-        }
-    }
-
-    pub fn into_apply(self, action: &'static str) -> ReconcileError {
-        ReconcileError::Apply {
-            action,
-            class: self.class(),
-            message: self.to_string(),
         }
     }
 }

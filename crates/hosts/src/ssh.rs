@@ -2,6 +2,7 @@
 //! across commands, host keys pinned through `KnownHosts`, timeouts on connect and on every
 //! command, exit status and stderr captured. Nothing is dialled outside `allowed_networks`.
 
+use converged_core::Classified;
 use std::collections::HashMap;
 use std::fmt;
 use std::net::SocketAddr;

@@ -1,7 +1,7 @@
 //! The crate's error enum: failed Marathon and Mesos master operations, each with the error
 //! class that drives the engine's backoff.
 
-use converged_core::{ErrorClass, ReconcileError};
+use converged_core::{Classified, ErrorClass};
 use converged_hosts::HostsError;
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -72,8 +72,8 @@ pub enum MesosError {
     },
 }
 
-impl MesosError {
-    pub fn class(&self) -> ErrorClass {
+impl Classified for MesosError {
+    fn class(&self) -> ErrorClass {
         match self {
             Self::Unreachable { .. }
             | Self::Locked { .. }
@@ -88,22 +88,6 @@ impl MesosError {
             }
             Self::AddressNotAllowed { .. } => ErrorClass::Unsafe,
             Self::RestartAgent { source, .. } => source.class(),
-        }
-    }
-
-    pub fn into_observe(self, kind: &'static str) -> ReconcileError {
-        ReconcileError::Observe {
-            kind,
-            class: self.class(),
-            message: self.to_string(),
-        }
-    }
-
-    pub fn into_apply(self, action: &'static str) -> ReconcileError {
-        ReconcileError::Apply {
-            action,
-            class: self.class(),
-            message: self.to_string(),
         }
     }
 }

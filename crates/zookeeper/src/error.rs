@@ -1,7 +1,7 @@
 //! The crate's error enum: failed ensemble operations, each with the error class that drives
 //! the engine's backoff.
 
-use converged_core::{ErrorClass, ReconcileError};
+use converged_core::{Classified, ErrorClass};
 use converged_hosts::HostsError;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -23,19 +23,11 @@ pub enum ZookeeperError {
     },
 }
 
-impl ZookeeperError {
-    pub fn class(&self) -> ErrorClass {
+impl Classified for ZookeeperError {
+    fn class(&self) -> ErrorClass {
         match self {
             Self::StoreIds { .. } | Self::FourLetterWord { .. } => ErrorClass::Transient,
             Self::RestartMember { source, .. } => source.class(),
-        }
-    }
-
-    pub fn into_apply(self, action: &'static str) -> ReconcileError {
-        ReconcileError::Apply {
-            action,
-            class: self.class(),
-            message: self.to_string(),
         }
     }
 }

@@ -21,7 +21,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 use tokio::sync::oneshot;
 use tokio::time::Instant;
 
@@ -161,7 +161,7 @@ impl Reconciler for DnsRecordReconciler {
     async fn observe(&self, desired: &DesiredState) -> Result<DnsObservation, ReconcileError> {
         self.observe_zone(desired)
             .await
-            .map_err(|err| err.observing(Self::KIND.as_str()))
+            .map_err(|err| err.into_observe(Self::KIND.as_str()))
     }
 
     fn plan(desired: &DesiredState, observed: &DnsObservation) -> KindPlan<DnsChange> {
@@ -181,7 +181,7 @@ impl Reconciler for DnsRecordReconciler {
         let change_id = Arc::clone(&self.batcher)
             .submit(&action.zone_id, action.changes.clone())
             .await
-            .map_err(|err| err.applying(verb))?;
+            .map_err(|err| err.into_apply(verb))?;
         for change in &action.changes {
             tracing::info!(
                 zone_id = %action.zone_id,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 
 use super::api::InstanceApi;
 use super::{InstanceAction, InstanceObservation, LaunchSpec, diff};
@@ -55,7 +55,7 @@ impl Reconciler for InstanceReconciler {
         if desired.nodes.is_empty() && desired.network.is_none() {
             return Ok(InstanceObservation::default());
         }
-        let observing = |err: AwsError| err.observing(Self::KIND.as_str());
+        let observing = |err: AwsError| err.into_observe(Self::KIND.as_str());
         let intents = self
             .intents
             .load(&desired.cluster.name)
@@ -93,12 +93,12 @@ impl Reconciler for InstanceReconciler {
             InstanceAction::Launch(spec) => self
                 .launch(spec)
                 .await
-                .map_err(|err| err.applying("create")),
+                .map_err(|err| err.into_apply("create")),
             InstanceAction::Stop { instance_id } => {
                 self.api
                     .stop(instance_id)
                     .await
-                    .map_err(|err| err.applying("stop"))?;
+                    .map_err(|err| err.into_apply("stop"))?;
                 tracing::info!(instance_id, "stopped instance");
                 Ok(())
             }
@@ -109,7 +109,7 @@ impl Reconciler for InstanceReconciler {
                 self.api
                     .resize(instance_id, instance_type)
                     .await
-                    .map_err(|err| err.applying("resize"))?;
+                    .map_err(|err| err.into_apply("resize"))?;
                 tracing::info!(instance_id, instance_type, "changed the instance type");
                 Ok(())
             }
@@ -117,7 +117,7 @@ impl Reconciler for InstanceReconciler {
                 self.api
                     .start(instance_id)
                     .await
-                    .map_err(|err| err.applying("start"))?;
+                    .map_err(|err| err.into_apply("start"))?;
                 tracing::info!(instance_id, "started instance");
                 Ok(())
             }
@@ -125,7 +125,7 @@ impl Reconciler for InstanceReconciler {
                 self.api
                     .terminate(instance_ids)
                     .await
-                    .map_err(|err| err.applying("terminate"))?;
+                    .map_err(|err| err.into_apply("terminate"))?;
                 tracing::info!(instance_ids = ?instance_ids, "terminated instances");
                 Ok(())
             }

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 
 use super::api::SecurityGroupApi;
 use super::{GroupAction, GroupObservation, diff};
@@ -39,7 +39,7 @@ impl Reconciler for SecurityGroupReconciler {
             .api
             .list_groups(region, &desired.cluster.name)
             .await
-            .map_err(|err| err.observing(Self::KIND.as_str()))?;
+            .map_err(|err| err.into_observe(Self::KIND.as_str()))?;
         Ok(GroupObservation { groups })
     }
 
@@ -54,12 +54,12 @@ impl Reconciler for SecurityGroupReconciler {
                     .api
                     .create_group(spec)
                     .await
-                    .map_err(|err| err.applying("create"))?;
+                    .map_err(|err| err.into_apply("create"))?;
                 tracing::info!(group_id, name = %spec.name, vpc_id = %spec.vpc_id, "created security group");
                 self.api
                     .authorize(&group_id, super::Direction::Ingress, ingress)
                     .await
-                    .map_err(|err| err.applying("create"))?;
+                    .map_err(|err| err.into_apply("create"))?;
                 tracing::info!(group_id, rules = ingress.len(), "authorized ingress rules");
             }
             GroupAction::Authorize {
@@ -70,7 +70,7 @@ impl Reconciler for SecurityGroupReconciler {
                 self.api
                     .authorize(group_id, *direction, rules)
                     .await
-                    .map_err(|err| err.applying("authorize"))?;
+                    .map_err(|err| err.into_apply("authorize"))?;
                 tracing::info!(
                     group_id,
                     direction = direction.as_str(),
@@ -86,7 +86,7 @@ impl Reconciler for SecurityGroupReconciler {
                 self.api
                     .revoke(group_id, *direction, rules)
                     .await
-                    .map_err(|err| err.applying("revoke"))?;
+                    .map_err(|err| err.into_apply("revoke"))?;
                 tracing::info!(
                     group_id,
                     direction = direction.as_str(),
@@ -98,7 +98,7 @@ impl Reconciler for SecurityGroupReconciler {
                 self.api
                     .delete_group(group_id)
                     .await
-                    .map_err(|err| err.applying("delete"))?;
+                    .map_err(|err| err.into_apply("delete"))?;
                 tracing::info!(group_id, "deleted security group");
             }
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeSet;
 
 use converged_core::model::Role;
 use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
-use converged_core::{DesiredState, ErrorClass, Kind, ResourceId};
+use converged_core::{Classified, DesiredState, ErrorClass, Kind, ResourceId};
 
 use crate::layer::{HostAction, HostsObserved};
 use crate::render::RenderedService;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 
 use super::diff;
 use crate::layer::{HostAction, HostLayer, HostsObserved};

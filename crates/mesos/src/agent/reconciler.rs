@@ -11,7 +11,7 @@ use async_trait::async_trait;
 use converged_core::model::{Node, Role};
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 use converged_hosts::render::service_port;
 use converged_hosts::{HostAction, HostLayer, HostsError, NodeAddress};
 

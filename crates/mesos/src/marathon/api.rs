@@ -566,6 +566,7 @@ pub fn check_allowed(url: &str, allowed: &[IpNet]) -> Result<(), MesosError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use converged_core::Classified;
 
     #[test]
     fn error_bodies_become_clear_errors() {

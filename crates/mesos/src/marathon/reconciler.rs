@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use converged_core::plan::KindPlan;
 use converged_core::reconciler::Reconciler;
-use converged_core::{DesiredState, Kind, ReconcileError};
+use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 
 use super::api::MarathonApi;
 use super::diff::{self, MarathonAction, MarathonObserved};
