@@ -46,6 +46,12 @@ enum Command {
         records: usize,
         #[arg(long, default_value_t = 10)]
         cycles: usize,
+        /// Launch the instances straight into moto instead of through converged, whose launch
+        /// also looks the AMI up: moto scans its whole image catalogue for that (about 1 s of
+        /// its CPU), so 300 launches take over 5 minutes. The no-op cycles measured afterwards
+        /// are the same.
+        #[arg(long)]
+        seed_instances: bool,
     },
     /// Time from saving an app file to the first corrective request, and from a change made
     /// behind converged's back to its detection and correction.
@@ -442,9 +448,55 @@ fn aws_request_seconds(metrics: &Metrics) -> f64 {
         .sum()
 }
 
-async fn aws_noop(instances: usize, records: usize, cycles: usize) -> anyhow::Result<()> {
+/// A subnet for up to 4091 instances in the VPC at `argv[2]`; prints its id. The sandbox's
+/// /24 holds 251, and moto answers a launch beyond that with a bare 500.
+const WIDE_SUBNET: &str = r#"
+import sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+print(ec2.create_subnet(VpcId=sys.argv[2], CidrBlock="10.0.16.0/20")["Subnet"]["SubnetId"])
+"#;
+
+/// Launches `argv[4]` instances of the bench cluster's nodes straight into moto, as converged
+/// would have: one RunInstances each (so DescribeInstances pages as it would), with the same
+/// AMI, type, key pair, subnet, group, public address and tags.
+const SEED_INSTANCES: &str = r#"
+import sys, boto3
+url, vpc, subnet, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ec2 = boto3.client("ec2", endpoint_url=url, region_name="eu-west-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["converged-bench"]}, {"Name": "vpc-id", "Values": [vpc]}])
+group = groups["SecurityGroups"][0]["GroupId"]
+for index in range(count):
+    tags = {"converged:cluster": "bench", "converged:node": f"node-{index}", "Name": f"bench-node-{index}"}
+    ec2.run_instances(ImageId="ami-1e749f67", InstanceType="t2.micro", MinCount=1, MaxCount=1, KeyName="clickcount-admin",
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [group], "AssociatePublicIpAddress": True}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+"#;
+
+/// Runs one of the scripts above with the venv's boto3; returns what it printed.
+fn moto_script(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(converged_testkit::moto::python())
+        .args(["-c", script])
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "a moto script failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+async fn aws_noop(
+    instances: usize,
+    records: usize,
+    cycles: usize,
+    seed: bool,
+) -> anyhow::Result<()> {
     let moto = converged_testkit::moto::Moto::start();
-    let (vpc, subnet) = converged_testkit::sandbox::prepare_moto(&moto.url);
+    let (vpc, _) = converged_testkit::sandbox::prepare_moto(&moto.url);
+    let subnet = moto_script(WIDE_SUBNET, &[&moto.url, &vpc])?;
     let dir = tempfile::tempdir()?;
     let desired = write_aws_desired(dir.path(), &vpc, &subnet, instances, records)?;
     // The cold phase creates hundreds of instances in moto: AWS's account limits would make
@@ -458,11 +510,21 @@ async fn aws_noop(instances: usize, records: usize, cycles: usize) -> anyhow::Re
     };
     let (mut engine, metrics, shared) =
         aws_engine(desired, &dir.path().join("state"), &moto.url, limits)?;
+    if seed {
+        // The first cycle creates the group; the instances wait for it.
+        engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+        moto_script(
+            SEED_INSTANCES,
+            &[&moto.url, &vpc, &subnet, &instances.to_string()],
+        )?;
+    }
     let (cold, _) = converge(&mut engine, &shared, Duration::from_secs(900)).await?;
     for _ in 0..cycles {
         let measured = measured_cycle(&mut engine, &metrics, aws_request_seconds).await?;
         let context = json!({"bench": "aws_noop", "instances": instances, "records": records,
-                             "cold_convergence_seconds": cold.as_secs_f64()});
+                             "seeded": seed, "cold_convergence_seconds": cold.as_secs_f64()});
         println!("{}", merged(measured, context));
     }
     println!(
@@ -723,7 +785,8 @@ async fn main() -> anyhow::Result<()> {
             instances,
             records,
             cycles,
-        } => aws_noop(instances, records, cycles).await,
+            seed_instances,
+        } => aws_noop(instances, records, cycles, seed_instances).await,
         Command::Reaction {
             edits,
             drifts,
