@@ -70,7 +70,8 @@ def ansible_section(versus, results):
             "- converged's cold figure is its cycles run back to back, each waiting for the previous one's",
             "  effect (group before instances, instances running before their records). The daemon",
             "  runs the next cycle at the next resync, so with the default 30 s interval the same",
-            f"  convergence takes about {median(cycles) - 1:.0f} × 30 s longer; the playbook waits inside each module instead.",
+            f"  convergence takes up to {median(cycles) - 1:.0f} × 30 s longer (a trigger such as an edit or",
+            "  `POST /v1/reconcile` starts a cycle at once); the playbook waits inside each module instead.",
             "- converged also writes an ownership TXT record per A record (16 record sets to Ansible's",
             "  8) and reads every kind's full state each cycle; the playbook's cost is mostly Ansible's",
             "  fixed overhead per module call (a Python process, boto3 import, client setup).", ""]
@@ -128,8 +129,9 @@ def main(results_dir, plot_data):
                   f"over {len(at)} runs): observing (three GETs, reading and parsing the ~{apps}-app `/v2/apps` JSON)",
                   f"{observe:.1f} ms; planning (per app: the request body from the file, the canonical forms of",
                   f"both sides, their comparison) {plan:.1f} ms; freeing the observation and the plan {drop:.1f} ms;",
-                  f"the engine (records, conditions, metrics, the `/status` document) the rest of the",
-                  f"{whole:.1f} ms cycle. Most of it is allocation: JSON objects are maps of owned strings.", ""]
+                  f"the engine (records, conditions, metrics, the `/status` document) about the remaining",
+                  f"{whole - observe - plan - drop:.1f} ms of the {whole:.1f} ms cycle. Most of it is allocation: JSON objects are",
+                  "maps of owned strings, and both sides of every app are rebuilt in canonical form each cycle.", ""]
     lines += ["![scaling](benchmarks.png)", ""]
     with open(plot_data, "w") as data:
         for row in table:
