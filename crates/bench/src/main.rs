@@ -13,7 +13,7 @@ use converged::metrics::Metrics;
 use converged::status::Shared;
 use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::condition::Condition;
-use converged_core::reconciler::Registry;
+use converged_core::reconciler::{Reconciler, Registry};
 use converged_mesos::marathon::api::{HttpMarathon, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
 use converged_testkit::SimProcess;
@@ -46,6 +46,12 @@ enum Command {
         records: usize,
         #[arg(long, default_value_t = 10)]
         cycles: usize,
+        /// Launch the instances straight into moto instead of through converged, whose launch
+        /// also looks the AMI up: moto scans its whole image catalogue for that (about 1 s of
+        /// its CPU), so 300 launches take over 5 minutes. The no-op cycles measured afterwards
+        /// are the same.
+        #[arg(long)]
+        seed_instances: bool,
     },
     /// Time from saving an app file to the first corrective request, and from a change made
     /// behind converged's back to its detection and correction.
@@ -57,6 +63,19 @@ enum Command {
         /// The resync interval used for the drift measurement.
         #[arg(long, default_value = "5")]
         resync_seconds: u64,
+    },
+    /// The example's AWS resources: converged's cold convergence and no-op cycle against the
+    /// playbook's first run and idempotent re-run, alternately on the same moto.
+    VersusAnsible {
+        /// The directory holding `ansible-playbook` (a venv's `bin`).
+        #[arg(long)]
+        ansible_bin: PathBuf,
+        #[arg(long)]
+        playbook: PathBuf,
+        #[arg(long, default_value_t = 5)]
+        rounds: usize,
+        #[arg(long, default_value_t = 10)]
+        noop_cycles: usize,
     },
 }
 
@@ -160,6 +179,8 @@ fn write_desired(dir: &Path, apps: usize) -> anyhow::Result<PathBuf> {
 
 struct Setup {
     timeline: Arc<Timeline>,
+    /// The same reconciler as the registry's, for timing its phases one by one.
+    apps: MarathonApps,
     shared: Arc<Shared>,
     registry: Registry,
     desired: PathBuf,
@@ -177,14 +198,13 @@ fn setup(peers: &Peers, dir: &Path, apps: usize) -> anyhow::Result<Setup> {
         credentials: None,
         allowed_networks: vec!["127.0.0.0/8".parse()?],
     };
-    let client = HttpMarathon::new(endpoint, timeline.clone())?;
+    let client: Arc<HttpMarathon> = Arc::new(HttpMarathon::new(endpoint, timeline.clone())?);
+    let deadline = Duration::from_secs(600);
     let mut registry = Registry::default();
-    registry.register(MarathonApps::new(
-        Arc::new(client),
-        Duration::from_secs(600),
-    ));
+    registry.register(MarathonApps::new(client.clone(), deadline));
     Ok(Setup {
         timeline,
+        apps: MarathonApps::new(client, deadline),
         shared: Arc::new(Shared::new(metrics)),
         registry,
         desired,
@@ -196,17 +216,10 @@ fn all_in_sync(shared: &Shared) -> bool {
     !resources.is_empty() && resources.iter().all(|r| r.condition == Condition::InSync)
 }
 
-/// utime + stime of this process, in seconds (all threads).
-fn cpu_seconds() -> anyhow::Result<f64> {
-    let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let after_name = stat
-        .rsplit_once(')')
-        .map(|(_, rest)| rest)
-        .context("no comm in /proc/self/stat")?;
-    let fields: Vec<&str> = after_name.split_whitespace().collect();
-    let utime: f64 = fields.get(11).context("no utime")?.parse()?;
-    let stime: f64 = fields.get(12).context("no stime")?.parse()?;
-    Ok((utime + stime) / 100.0)
+/// CPU time of this process (all threads, user and system), in seconds.
+fn cpu_seconds() -> f64 {
+    let now = rustix::time::clock_gettime(rustix::time::ClockId::ProcessCPUTime);
+    now.tv_sec as f64 + now.tv_nsec as f64 / 1e9
 }
 
 /// Peak resident set size of this process, in MiB.
@@ -262,14 +275,14 @@ async fn measured_cycle(
     waited: impl Fn(&Metrics) -> f64,
 ) -> anyhow::Result<serde_json::Value> {
     let before_requests = request_counts(metrics);
-    let before_cpu = cpu_seconds()?;
+    let before_cpu = cpu_seconds();
     let before_wait = waited(metrics);
     let wall = Instant::now();
     let report = engine
         .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
         .await;
     let wall = wall.elapsed().as_secs_f64();
-    let cpu = cpu_seconds()? - before_cpu;
+    let cpu = cpu_seconds() - before_cpu;
     let after = request_counts(metrics);
     let mut delta = serde_json::Map::new();
     for (operation, count) in after.as_object().into_iter().flatten() {
@@ -325,6 +338,22 @@ async fn marathon_noop(apps: usize, agents: usize, cycles: usize) -> anyhow::Res
         "{}",
         json!({"bench": "marathon_noop_rss", "apps": apps, "peak_rss_mib": peak_rss_mib()?})
     );
+    let desired = converged_core::load::load_desired_state(&setup.desired)?;
+    for _ in 0..cycles {
+        let started = cpu_seconds();
+        let observed = setup.apps.observe(&desired).await?;
+        let observed_at = cpu_seconds();
+        let plan = MarathonApps::plan(&desired, &observed);
+        let planned_at = cpu_seconds();
+        drop((observed, plan));
+        println!(
+            "{}",
+            json!({"bench": "marathon_phases", "apps": apps,
+                   "observe_cpu_seconds": observed_at - started,
+                   "plan_cpu_seconds": planned_at - observed_at,
+                   "drop_cpu_seconds": cpu_seconds() - planned_at})
+        );
+    }
     Ok(())
 }
 
@@ -357,67 +386,300 @@ fn write_aws_desired(
     Ok(desired)
 }
 
-async fn aws_noop(instances: usize, records: usize, cycles: usize) -> anyhow::Result<()> {
-    let moto = converged_testkit::moto::Moto::start();
-    let (vpc, subnet) = converged_testkit::sandbox::prepare_moto(&moto.url);
-    let dir = tempfile::tempdir()?;
-    let desired = write_aws_desired(dir.path(), &vpc, &subnet, instances, records)?;
+/// An engine with the three AWS kinds pointed at moto, with static credentials.
+fn aws_engine(
+    desired: PathBuf,
+    state_dir: &Path,
+    moto_url: &str,
+    limits: converged_aws::RateLimits,
+) -> anyhow::Result<(Engine, Metrics, Arc<Shared>)> {
     let metrics = Metrics::new()?;
-    let mut settings = converged_aws::AwsSettings::new(dir.path().join("state"));
-    settings.endpoint_url = Some(moto.url.clone());
+    let mut settings = converged_aws::AwsSettings::new(state_dir);
+    settings.endpoint_url = Some(moto_url.to_owned());
     settings.credentials = Some(converged_aws::StaticCredentials {
         access_key_id: "bench".into(),
         secret_access_key: converged_core::secret::Secret::new("bench"),
     });
-    // The cold phase creates hundreds of instances in moto: AWS's account limits would make
-    // it minutes long and are not what is measured here.
-    let fast = converged_aws::BucketShape::new(1000.0, 1000.0);
-    settings.limits = converged_aws::RateLimits {
-        ec2_describe: fast,
-        ec2_mutate: fast,
-        ec2_run_instances: fast,
-        route53: fast,
-    };
+    settings.limits = limits;
     let mut registry = Registry::default();
     converged_aws::register(&mut registry, settings, Arc::new(metrics.clone()));
     let shared = Arc::new(Shared::new(metrics.clone()));
-    let mut engine = Engine::new(
+    let engine = Engine::new(
         EngineSettings::new(desired, Duration::from_secs(3600)),
         registry,
         shared.clone(),
         None,
         CancellationToken::new(),
     );
+    Ok((engine, metrics, shared))
+}
+
+/// Runs cycles back to back until every resource is in sync: how long it took, in how many
+/// cycles.
+async fn converge(
+    engine: &mut Engine,
+    shared: &Shared,
+    timeout: Duration,
+) -> anyhow::Result<(Duration, u64)> {
     let started = Instant::now();
-    while !all_in_sync(&shared) {
-        if started.elapsed() > Duration::from_secs(900) {
-            bail!("{instances} instances and {records} records did not converge in 15 minutes");
+    let mut cycles = 0;
+    while !all_in_sync(shared) {
+        if started.elapsed() > timeout {
+            bail!("not converged after {timeout:?}");
         }
         engine
             .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
             .await;
+        cycles += 1;
     }
-    let cold = started.elapsed();
-    let waited = |m: &Metrics| {
-        ["ec2", "route53"]
-            .iter()
-            .map(|service| {
-                m.api_request_duration_seconds
-                    .with_label_values(&[service])
-                    .get_sample_sum()
-            })
-            .sum::<f64>()
+    Ok((started.elapsed(), cycles))
+}
+
+/// Time spent waiting on EC2 and Route 53.
+fn aws_request_seconds(metrics: &Metrics) -> f64 {
+    ["ec2", "route53"]
+        .iter()
+        .map(|service| {
+            metrics
+                .api_request_duration_seconds
+                .with_label_values(&[service])
+                .get_sample_sum()
+        })
+        .sum()
+}
+
+/// A subnet for up to 4091 instances in the VPC at `argv[2]`; prints its id. The sandbox's
+/// /24 holds 251, and moto answers a launch beyond that with a bare 500.
+const WIDE_SUBNET: &str = r#"
+import sys, boto3
+ec2 = boto3.client("ec2", endpoint_url=sys.argv[1], region_name="eu-west-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+print(ec2.create_subnet(VpcId=sys.argv[2], CidrBlock="10.0.16.0/20")["Subnet"]["SubnetId"])
+"#;
+
+/// Launches `argv[4]` instances of the bench cluster's nodes straight into moto, as converged
+/// would have: one RunInstances each (so DescribeInstances pages as it would), with the same
+/// AMI, type, key pair, subnet, group, public address and tags.
+const SEED_INSTANCES: &str = r#"
+import sys, boto3
+url, vpc, subnet, count = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+ec2 = boto3.client("ec2", endpoint_url=url, region_name="eu-west-1", aws_access_key_id="bench", aws_secret_access_key="bench")
+groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": ["converged-bench"]}, {"Name": "vpc-id", "Values": [vpc]}])
+group = groups["SecurityGroups"][0]["GroupId"]
+for index in range(count):
+    tags = {"converged:cluster": "bench", "converged:node": f"node-{index}", "Name": f"bench-node-{index}"}
+    ec2.run_instances(ImageId="ami-1e749f67", InstanceType="t2.micro", MinCount=1, MaxCount=1, KeyName="clickcount-admin",
+        NetworkInterfaces=[{"DeviceIndex": 0, "SubnetId": subnet, "Groups": [group], "AssociatePublicIpAddress": True}],
+        TagSpecifications=[{"ResourceType": "instance", "Tags": [{"Key": k, "Value": v} for k, v in tags.items()]}])
+"#;
+
+/// Runs one of the scripts above with the venv's boto3; returns what it printed.
+fn moto_script(script: &str, args: &[&str]) -> anyhow::Result<String> {
+    let output = std::process::Command::new(converged_testkit::moto::python())
+        .args(["-c", script])
+        .args(args)
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        .output()?;
+    if !output.status.success() {
+        bail!(
+            "a moto script failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
+}
+
+async fn aws_noop(
+    instances: usize,
+    records: usize,
+    cycles: usize,
+    seed: bool,
+) -> anyhow::Result<()> {
+    let moto = converged_testkit::moto::Moto::start();
+    let (vpc, _) = converged_testkit::sandbox::prepare_moto(&moto.url);
+    let subnet = moto_script(WIDE_SUBNET, &[&moto.url, &vpc])?;
+    let dir = tempfile::tempdir()?;
+    let desired = write_aws_desired(dir.path(), &vpc, &subnet, instances, records)?;
+    // The cold phase creates hundreds of instances in moto: AWS's account limits would make
+    // it minutes long and are not what is measured here.
+    let fast = converged_aws::BucketShape::new(1000.0, 1000.0);
+    let limits = converged_aws::RateLimits {
+        ec2_describe: fast,
+        ec2_mutate: fast,
+        ec2_run_instances: fast,
+        route53: fast,
     };
+    let (mut engine, metrics, shared) =
+        aws_engine(desired, &dir.path().join("state"), &moto.url, limits)?;
+    if seed {
+        // The first cycle creates the group; the instances wait for it.
+        engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+            .await;
+        moto_script(
+            SEED_INSTANCES,
+            &[&moto.url, &vpc, &subnet, &instances.to_string()],
+        )?;
+    }
+    let (cold, _) = converge(&mut engine, &shared, Duration::from_secs(900)).await?;
     for _ in 0..cycles {
-        let measured = measured_cycle(&mut engine, &metrics, waited).await?;
+        let measured = measured_cycle(&mut engine, &metrics, aws_request_seconds).await?;
         let context = json!({"bench": "aws_noop", "instances": instances, "records": records,
-                             "cold_convergence_seconds": cold.as_secs_f64()});
+                             "seeded": seed, "cold_convergence_seconds": cold.as_secs_f64()});
         println!("{}", merged(measured, context));
     }
     println!(
         "{}",
         json!({"bench": "aws_noop_rss", "instances": instances, "records": records, "peak_rss_mib": peak_rss_mib()?})
     );
+    Ok(())
+}
+
+/// The example cluster's `cluster.toml` placed in moto's network, and no apps: with only the
+/// AWS kinds registered, the security group, three instances and eight A records.
+fn write_example_aws_desired(
+    workspace: &Path,
+    dir: &Path,
+    vpc: &str,
+    subnet: &str,
+) -> anyhow::Result<PathBuf> {
+    let desired = dir.join("desired");
+    std::fs::create_dir_all(desired.join("apps"))?;
+    let cluster = std::fs::read_to_string(workspace.join("desired-state/cluster.toml"))?
+        .replace("vpc-0a1b2c3d4e5f60718", vpc)
+        .replace("subnet-0a1b2c3d4e5f60718", subnet);
+    std::fs::write(desired.join("cluster.toml"), cluster)?;
+    Ok(desired)
+}
+
+/// Wipes moto and creates what both converged and the playbook expect to exist already.
+async fn fresh_moto(url: &str) -> anyhow::Result<(String, String)> {
+    let reset = reqwest::Client::new()
+        .post(format!("{url}/moto-api/reset"))
+        .send()
+        .await?
+        .status();
+    if !reset.is_success() {
+        bail!("moto refused the reset: {reset}");
+    }
+    Ok(converged_testkit::sandbox::prepare_moto(url))
+}
+
+/// converged's cold convergence of the example's AWS resources, then its no-op cycles.
+async fn converged_round(
+    workspace: &Path,
+    moto_url: &str,
+    round: usize,
+    noop_cycles: usize,
+) -> anyhow::Result<()> {
+    let (vpc, subnet) = fresh_moto(moto_url).await?;
+    let dir = tempfile::tempdir()?;
+    let desired = write_example_aws_desired(workspace, dir.path(), &vpc, &subnet)?;
+    let (mut engine, metrics, shared) = aws_engine(
+        desired,
+        &dir.path().join("state"),
+        moto_url,
+        converged_aws::RateLimits::default(),
+    )?;
+    let (cold, cycles) = converge(&mut engine, &shared, Duration::from_secs(300)).await?;
+    let resources = shared.snapshot().resources.len();
+    println!(
+        "{}",
+        json!({"bench": "converged_cold", "round": round, "seconds": cold.as_secs_f64(),
+               "cycles": cycles, "resources": resources})
+    );
+    for _ in 0..noop_cycles {
+        let measured = measured_cycle(&mut engine, &metrics, aws_request_seconds).await?;
+        println!(
+            "{}",
+            merged(measured, json!({"bench": "converged_noop", "round": round}))
+        );
+    }
+    Ok(())
+}
+
+/// One run of the playbook against moto: its wall time and the `changed` count of its recap.
+fn run_playbook(
+    ansible: &Path,
+    playbook: &Path,
+    moto_url: &str,
+    vpc: &str,
+    subnet: &str,
+) -> anyhow::Result<(f64, u64)> {
+    let started = Instant::now();
+    let output = std::process::Command::new(ansible.join("ansible-playbook"))
+        .arg(playbook)
+        .args(["-e", &format!("aws_endpoint_url={moto_url}")])
+        .args([
+            "-e",
+            &format!("vpc_id={vpc}"),
+            "-e",
+            &format!("subnet_id={subnet}"),
+        ])
+        .env("AWS_DEFAULT_REGION", "eu-west-1")
+        .env("AWS_ACCESS_KEY_ID", "bench")
+        .env("AWS_SECRET_ACCESS_KEY", "bench")
+        .env("AWS_EC2_METADATA_DISABLED", "true")
+        // Ansible's own advice for speed: modules piped to the interpreter, no temp files.
+        .env("ANSIBLE_PIPELINING", "true")
+        .env("ANSIBLE_LOCALHOST_WARNING", "false")
+        .env("ANSIBLE_INVENTORY_UNPARSED_WARNING", "false")
+        .output()
+        .with_context(|| format!("running {}", ansible.display()))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    if !output.status.success() {
+        bail!("ansible-playbook failed ({}):\n{stdout}", output.status);
+    }
+    let changed = stdout
+        .lines()
+        .find(|line| line.starts_with("localhost"))
+        .and_then(|recap| recap.split("changed=").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|value| value.parse().ok())
+        .context("no PLAY RECAP in the playbook's output")?;
+    Ok((seconds, changed))
+}
+
+/// The playbook's first run on a fresh moto, then its idempotent re-run.
+async fn ansible_round(
+    ansible: &Path,
+    playbook: &Path,
+    moto_url: &str,
+    round: usize,
+) -> anyhow::Result<()> {
+    let (vpc, subnet) = fresh_moto(moto_url).await?;
+    for bench in ["ansible_first", "ansible_rerun"] {
+        let (seconds, changed) = run_playbook(ansible, playbook, moto_url, &vpc, &subnet)?;
+        if (bench == "ansible_rerun") != (changed == 0) {
+            bail!("{bench} reported changed={changed}");
+        }
+        println!(
+            "{}",
+            json!({"bench": bench, "round": round, "seconds": seconds, "changed": changed})
+        );
+    }
+    Ok(())
+}
+
+/// converged and the playbook, alternately on one moto (reset before each cold run), the
+/// order swapped every round.
+async fn versus_ansible(
+    ansible: &Path,
+    playbook: &Path,
+    rounds: usize,
+    noop_cycles: usize,
+) -> anyhow::Result<()> {
+    let workspace = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let moto = converged_testkit::moto::Moto::start();
+    for round in 0..rounds {
+        if round % 2 == 0 {
+            converged_round(&workspace, &moto.url, round, noop_cycles).await?;
+            ansible_round(ansible, playbook, &moto.url, round).await?;
+        } else {
+            ansible_round(ansible, playbook, &moto.url, round).await?;
+            converged_round(&workspace, &moto.url, round, noop_cycles).await?;
+        }
+    }
     Ok(())
 }
 
@@ -523,11 +785,18 @@ async fn main() -> anyhow::Result<()> {
             instances,
             records,
             cycles,
-        } => aws_noop(instances, records, cycles).await,
+            seed_instances,
+        } => aws_noop(instances, records, cycles, seed_instances).await,
         Command::Reaction {
             edits,
             drifts,
             resync_seconds,
         } => reaction(edits, drifts, resync_seconds).await,
+        Command::VersusAnsible {
+            ansible_bin,
+            playbook,
+            rounds,
+            noop_cycles,
+        } => versus_ansible(&ansible_bin, &playbook, rounds, noop_cycles).await,
     }
 }

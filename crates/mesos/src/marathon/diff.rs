@@ -116,7 +116,8 @@ fn plan_existing(
     cluster: &str,
     observed: &MarathonObserved,
 ) -> Verdict<MarathonAction> {
-    let labels = app.labels.clone().unwrap_or_default();
+    let no_labels = BTreeMap::new();
+    let labels = app.labels.as_ref().unwrap_or(&no_labels);
     let owner = observed_app.labels.get(OWNER_LABEL);
     let adopting = labels.get(ADOPT_LABEL).map(String::as_str) == Some("true");
     if owner.map(String::as_str) != Some(cluster) && !adopting {
@@ -131,7 +132,7 @@ fn plan_existing(
         return Verdict::Unmanaged { reason };
     }
     if let Some(deployment) = running_deployment(observed_app, &observed.deployments) {
-        return deployment_verdict(&observed_app.id, deployment, &labels, observed);
+        return deployment_verdict(&observed_app.id, deployment, labels, observed);
     }
     let body = match request_body(app, cluster, observed.profile, &observed.secrets) {
         Ok(body) => body,
