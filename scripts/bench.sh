@@ -29,7 +29,7 @@ fi
 
 log "building release binaries"
 build_started=$SECONDS
-cargo build --release -p converged-bench -p converged-sim
+cargo build --release -p converged -p converged-bench -p converged-sim
 export BENCH_BUILD_SECONDS=$((SECONDS - build_started))
 release="${CARGO_TARGET_DIR:-target}/release"
 export CONVERGED_SIM_BIN="$(realpath "$release")/converged-sim"
@@ -61,6 +61,8 @@ print(", ".join([f"{name} {metadata.version(name)}" for name in ("ansible", "ans
 PYTHON
 "$release/converged-bench" versus-ansible --ansible-bin .venv-bench/bin --playbook bench/clickcount-aws.yml \
   --rounds 5 --noop-cycles 10 >> "$results/ansible.jsonl"
+log "the example cluster from nothing in the sandbox set-up, by layer (3 runs)"
+"$release/converged-bench" cold-layers --runs 3 >> "$results/layers.jsonl"
 log "reaction times"
 "$release/converged-bench" reaction --edits 20 --drifts 10 --resync-seconds 5 >> "$results/reaction.jsonl"
 

@@ -2,6 +2,7 @@
 //! Marathon) and prints one JSON object per measurement for `scripts/bench.sh` to tabulate.
 //! Numbers about speed come only from here, never from tests.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -63,6 +64,12 @@ enum Command {
         /// The resync interval used for the drift measurement.
         #[arg(long, default_value = "5")]
         resync_seconds: u64,
+    },
+    /// The example cluster from nothing in the sandbox set-up (moto, three SSH test hosts,
+    /// ZooKeeper, the simulator): when each kind first had every resource in sync.
+    ColdLayers {
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
     },
     /// The example's AWS resources: converged's cold convergence and no-op cycle against the
     /// playbook's first run and idempotent re-run, alternately on the same moto.
@@ -773,6 +780,62 @@ async fn wait_in_sync(shared: &Shared) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// Starts the sandbox `runs` times (needs root, like `scripts/sandbox.sh`) and prints, per run,
+/// the seconds from `converged run` starting to each kind first being all in sync. Blocking:
+/// the sandbox drives processes and polls `/status` synchronously.
+fn cold_layers(runs: usize) -> anyhow::Result<()> {
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let binaries = std::env::current_exe()?
+        .parent()
+        .map(Path::to_path_buf)
+        .ok_or_else(|| anyhow::anyhow!("the bench binary has no directory"))?;
+    for _ in 0..runs {
+        let sandbox = converged_testkit::sandbox::Sandbox::start(
+            &workspace,
+            &binaries.join("converged"),
+            &binaries.join("converged-sim"),
+        );
+        let started = Instant::now();
+        let mut in_sync_after: BTreeMap<String, f64> = BTreeMap::new();
+        loop {
+            anyhow::ensure!(
+                started.elapsed() < Duration::from_secs(300),
+                "the sandbox did not converge in 300 s"
+            );
+            let Some(status) = sandbox.status() else {
+                std::thread::sleep(Duration::from_millis(100));
+                continue;
+            };
+            let mut kinds: BTreeMap<String, bool> = BTreeMap::new();
+            for resource in status["resources"].as_array().into_iter().flatten() {
+                let kind = resource["kind"].as_str().unwrap_or_default().to_owned();
+                let in_sync = resource["condition"] == "in_sync";
+                *kinds.entry(kind).or_insert(true) &= in_sync;
+            }
+            for (kind, in_sync) in kinds {
+                if in_sync {
+                    in_sync_after
+                        .entry(kind)
+                        .or_insert_with(|| started.elapsed().as_secs_f64());
+                }
+            }
+            if converged_testkit::sandbox::all_in_sync(&status) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        println!(
+            "{}",
+            json!({
+                "bench": "cold_layers",
+                "total_seconds": started.elapsed().as_secs_f64(),
+                "kinds": in_sync_after,
+            })
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
@@ -792,6 +855,9 @@ async fn main() -> anyhow::Result<()> {
             drifts,
             resync_seconds,
         } => reaction(edits, drifts, resync_seconds).await,
+        Command::ColdLayers { runs } => {
+            tokio::task::spawn_blocking(move || cold_layers(runs)).await?
+        }
         Command::VersusAnsible {
             ansible_bin,
             playbook,
