@@ -99,6 +99,17 @@ def layers_section(layers):
     return lines
 
 
+def steps_section(steps_file, total_seconds):
+    if not steps_file.exists() or not total_seconds:
+        return []
+    steps = [line.split("\t") for line in steps_file.read_text().splitlines()]
+    lines = [f"This run took {int(total_seconds) / 60:.1f} min up to this report. Its steps "
+             "(a fresh clone also installs the tools and builds every dependency in release mode first):", "",
+             "| step | seconds |", "|---|---:|"]
+    lines += [f"| {name} | {seconds} |" for name, seconds in steps]
+    return lines + [""]
+
+
 def main(results_dir, plot_data):
     results = Path(results_dir)
     noop = load(results / "noop.jsonl")
@@ -223,10 +234,7 @@ def main(results_dir, plot_data):
               "every measurement above and rewrites this file and its plot. The commands it runs:", "",
               "```sh"] + [line.strip() for line in Path("scripts/bench.sh").read_text().splitlines()
                          if "converged-bench\" " in line or line.strip().startswith("--")] + ["```", ""]
-    total, build = os.environ.get("BENCH_SECONDS"), os.environ.get("BENCH_BUILD_SECONDS")
-    if total and build:
-        lines += [f"This run took {int(total) / 60:.1f} min up to this report, {int(build) / 60:.1f} min of it building "
-                  "(a fresh clone builds every dependency in release mode first).", ""]
+    lines += steps_section(results / "steps.tsv", os.environ.get("BENCH_SECONDS"))
     print("\n".join(lines))
 
 

@@ -16,7 +16,7 @@ use converged::planner::Planner;
 use converged_aws::operation::Operation;
 use converged_core::condition::Condition;
 use support::proxy::{FaultProxy, Faults};
-use support::{Harness, World, tag};
+use support::{Harness, REGION, World, tag};
 
 const NODES: [&str; 3] = ["services", "staging", "production"];
 
@@ -234,8 +234,8 @@ async fn the_example_cluster_converges_from_nothing_then_a_cycle_writes_nothing(
         "no-op cycle of the example cluster: {no_op_requests} AWS requests, {wall:.3} s wall, {moto_seconds:.3} s of request latency summed (the kinds observe concurrently)"
     );
     assert_eq!(
-        no_op_requests, 5,
-        "DescribeSecurityGroups, DescribeInstances (instances), DescribeVolumes (root volume sizes), DescribeInstances (DNS addresses), ListResourceRecordSets; no GetChange once every change was seen INSYNC"
+        no_op_requests, 4,
+        "DescribeSecurityGroups, DescribeInstances (shared by the instance and DNS observations), DescribeVolumes (root volume sizes), ListResourceRecordSets; no GetChange once every change was seen INSYNC"
     );
     assert!(
         harness
@@ -627,6 +627,39 @@ async fn access_denied_is_terminal_and_not_retried_in_a_loop() {
 }
 
 const CRASH_CHILD: &str = "CONVERGED_AWS_CRASH_CHILD";
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_instance_listings_share_one_request_and_later_ones_send_their_own() {
+    let world = World::new().await;
+    let mut harness = Harness::new(&world.moto.url, &world.example_cluster());
+    harness.converge(8).await;
+    let proxy = FaultProxy::start(&world.moto.url).await;
+    let state = tempfile::tempdir().unwrap();
+    let instances = converged_aws::register(
+        &mut converged_core::reconciler::Registry::default(),
+        support::settings(&proxy.url, state.path()),
+        std::sync::Arc::new(Metrics::new().unwrap()),
+    );
+
+    let (first, second, third) = tokio::join!(
+        instances.list_instances(REGION, "clickcount"),
+        instances.list_instances(REGION, "clickcount"),
+        instances.list_instances(REGION, "clickcount"),
+    );
+    let first = first.unwrap();
+    assert_eq!(first.len(), NODES.len());
+    assert_eq!(first, second.unwrap());
+    assert_eq!(first, third.unwrap());
+    assert_eq!(proxy.seen("DescribeInstances"), (1, 0));
+
+    let (mine, other_cluster) = tokio::join!(
+        instances.list_instances(REGION, "clickcount"),
+        instances.list_instances(REGION, "someone-else"),
+    );
+    assert_eq!(mine.unwrap(), first, "a listing after the last one is new");
+    assert!(other_cluster.unwrap().is_empty());
+    assert_eq!(proxy.seen("DescribeInstances"), (3, 0));
+}
+
 const CRASH_DIR: &str = "CONVERGED_AWS_CRASH_DIR";
 
 /// Run twice: as the test, and (with `CONVERGED_AWS_CRASH_CHILD` set) as the "daemon" the

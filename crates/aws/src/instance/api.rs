@@ -3,7 +3,7 @@
 //! the wanted state succeed.
 
 use std::collections::BTreeMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use aws_sdk_ec2::types::{
@@ -11,9 +11,10 @@ use aws_sdk_ec2::types::{
     InstanceNetworkInterfaceSpecification, InstanceType, ResourceType, Tag, TagSpecification,
     VolumeType,
 };
+use futures::future::{BoxFuture, FutureExt, Shared};
 
 use super::{InstanceState, LaunchSpec, ObservedInstance};
-use crate::error::AwsError;
+use crate::error::{ApiFailure, AwsError};
 use crate::operation::Operation;
 use crate::sdk::AwsContext;
 use crate::{CLUSTER_TAG, GENERATION_TAG, NAME_TAG, NODE_TAG};
@@ -42,14 +43,34 @@ pub trait InstanceApi: Send + Sync {
     async fn terminate(&self, instance_ids: &[String]) -> Result<(), AwsError>;
 }
 
+/// A listing in flight, awaited by every caller that asks for the same region and cluster
+/// meanwhile.
+type Listing = Shared<BoxFuture<'static, Result<Arc<Vec<ObservedInstance>>, ApiFailure>>>;
+
 /// `InstanceApi` over the EC2 SDK.
+///
+/// The instance, DNS and node-address observations all list the cluster's instances, and they
+/// run concurrently: a listing asked for while the same one is in flight joins it instead of
+/// sending its own DescribeInstances, so a cycle parses the (large) answer once. A listing
+/// asked for after the last one finished is always a new request.
 pub struct Ec2Instances {
     context: Arc<AwsContext>,
+    listings: Mutex<BTreeMap<(String, String), Listing>>,
 }
 
 impl Ec2Instances {
     pub fn new(context: Arc<AwsContext>) -> Self {
-        Self { context }
+        Self {
+            context,
+            listings: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn listings(&self) -> std::sync::MutexGuard<'_, BTreeMap<(String, String), Listing>> {
+        // The map holds no invariant a panicking holder could break.
+        self.listings
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     async fn group_id(
@@ -105,6 +126,41 @@ impl Ec2Instances {
             .ok_or_else(|| AwsError::ImageMissing {
                 ami: ami.to_owned(),
             })
+    }
+}
+
+/// One paginated, filtered DescribeInstances listing of `cluster`'s instances.
+async fn list_instances(
+    context: Arc<AwsContext>,
+    region: String,
+    cluster: String,
+) -> Result<Arc<Vec<ObservedInstance>>, ApiFailure> {
+    let clients = context.clients(&region).await;
+    let filters = vec![filter(&format!("tag:{CLUSTER_TAG}"), &cluster)];
+    let mut instances = Vec::new();
+    let mut token: Option<String> = None;
+    loop {
+        let page = context
+            .call(Operation::DescribeInstances, || {
+                clients
+                    .ec2
+                    .describe_instances()
+                    .set_filters(Some(filters.clone()))
+                    .set_next_token(token.clone())
+                    .max_results(1000)
+                    .send()
+            })
+            .await?;
+        instances.extend(
+            page.reservations()
+                .iter()
+                .flat_map(|reservation| reservation.instances())
+                .map(observed_instance),
+        );
+        token = page.next_token().map(str::to_owned);
+        if token.is_none() {
+            return Ok(Arc::new(instances));
+        }
     }
 }
 
@@ -178,35 +234,27 @@ impl InstanceApi for Ec2Instances {
         region: &str,
         cluster: &str,
     ) -> Result<Vec<ObservedInstance>, AwsError> {
-        let clients = self.context.clients(region).await;
-        let filters = vec![filter(&format!("tag:{CLUSTER_TAG}"), cluster)];
-        let mut instances = Vec::new();
-        let mut token: Option<String> = None;
-        loop {
-            let page = self
-                .context
-                .call(Operation::DescribeInstances, || {
-                    clients
-                        .ec2
-                        .describe_instances()
-                        .set_filters(Some(filters.clone()))
-                        .set_next_token(token.clone())
-                        .max_results(1000)
-                        .send()
-                })
-                .await
-                .map_err(AwsError::ListInstances)?;
-            instances.extend(
-                page.reservations()
-                    .iter()
-                    .flat_map(|reservation| reservation.instances())
-                    .map(observed_instance),
-            );
-            token = page.next_token().map(str::to_owned);
-            if token.is_none() {
-                return Ok(instances);
-            }
+        let key = (region.to_owned(), cluster.to_owned());
+        let listing = self
+            .listings()
+            .entry(key.clone())
+            .or_insert_with(|| {
+                list_instances(Arc::clone(&self.context), key.0.clone(), key.1.clone())
+                    .boxed()
+                    .shared()
+            })
+            .clone();
+        let result = listing.clone().await;
+        let mut listings = self.listings();
+        if listings
+            .get(&key)
+            .is_some_and(|current| current.ptr_eq(&listing))
+        {
+            listings.remove(&key);
         }
+        result
+            .map(|instances| instances.as_ref().clone())
+            .map_err(AwsError::ListInstances)
     }
 
     async fn root_volume_sizes(

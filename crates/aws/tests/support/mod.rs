@@ -311,14 +311,23 @@ impl Harness {
     }
 }
 
-pub fn registry(endpoint: &str, state_dir: &Path, metrics: Metrics) -> Registry {
-    let mut registry = Registry::default();
+/// The AWS settings of a test: `endpoint`, static test credentials.
+pub fn settings(endpoint: &str, state_dir: &Path) -> AwsSettings {
     let mut settings = AwsSettings::new(state_dir);
     settings.endpoint_url = Some(endpoint.to_owned());
     settings.credentials = Some(StaticCredentials {
         access_key_id: "testing".into(),
         secret_access_key: Secret::new("testing"),
     });
-    converged_aws::register(&mut registry, settings, Arc::new(metrics));
+    settings
+}
+
+pub fn registry(endpoint: &str, state_dir: &Path, metrics: Metrics) -> Registry {
+    let mut registry = Registry::default();
+    converged_aws::register(
+        &mut registry,
+        settings(endpoint, state_dir),
+        Arc::new(metrics),
+    );
     registry
 }
