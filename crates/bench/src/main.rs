@@ -706,6 +706,7 @@ async fn reaction(edits: usize, drifts: usize, resync_seconds: u64) -> anyhow::R
     let _watch = converged::watch::watch(&setup.desired, triggers.clone())?;
     let task = tokio::spawn(engine.run(receiver));
     wait_in_sync(&setup.shared).await?;
+    let http = reqwest::Client::new();
     let app_file = setup.desired.join("apps/app-0.json");
     for edit in 0..edits {
         let instances = if edit % 2 == 0 { 2 } else { 1 };
@@ -718,9 +719,8 @@ async fn reaction(edits: usize, drifts: usize, resync_seconds: u64) -> anyhow::R
             "{}",
             json!({"bench": "edit_to_request", "seconds": sent.duration_since(saved).as_secs_f64()})
         );
-        wait_in_sync(&setup.shared).await?;
+        wait_deployed(&http, &peers.marathon.url, "bench/app-0", instances).await?;
     }
-    let http = reqwest::Client::new();
     for drift in 0..drifts {
         let instances = if drift % 2 == 0 { 3 } else { 4 };
         let changed = Instant::now();
@@ -744,7 +744,7 @@ async fn reaction(edits: usize, drifts: usize, resync_seconds: u64) -> anyhow::R
                    "seconds": corrected.duration_since(changed).as_secs_f64(),
                    "detection_seconds": detected.duration_since(changed).as_secs_f64()})
         );
-        wait_in_sync(&setup.shared).await?;
+        wait_deployed(&http, &peers.marathon.url, "bench/app-1", 1).await?;
     }
     shutdown.cancel();
     let _ = task.await;
@@ -765,6 +765,38 @@ async fn wait_for_request(
             bail!("no {operation} request within 120 s");
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// Waits until Marathon runs `instances` tasks of `app` with no deployment left, so the next
+/// change starts from a settled app (converged holds back while a deployment runs). Asks
+/// Marathon rather than `/status`, which only says so after the next resync.
+async fn wait_deployed(
+    http: &reqwest::Client,
+    marathon: &str,
+    app: &str,
+    instances: u64,
+) -> anyhow::Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let body: serde_json::Value = http
+            .get(format!("{marathon}/v2/apps/{app}"))
+            .send()
+            .await?
+            .error_for_status()?
+            .json()
+            .await?;
+        let app_now = &body["app"];
+        if app_now["instances"] == instances
+            && app_now["tasksRunning"] == instances
+            && app_now["deployments"].as_array().is_some_and(Vec::is_empty)
+        {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            bail!("{app} not deployed with {instances} tasks within 120 s");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 

@@ -127,7 +127,19 @@ impl DnsRecordReconciler {
                 id
             }
         };
-        let records = match self.api.list_records(region, &zone_id).await {
+        // Listed concurrently, so the instance kind's listing in flight is joined, not repeated.
+        let list_instances = async {
+            if diff::wanted_records(desired).is_empty() {
+                Ok(Vec::new())
+            } else {
+                self.instances
+                    .list_instances(region, &desired.cluster.name)
+                    .await
+            }
+        };
+        let (records, instances) =
+            tokio::join!(self.api.list_records(region, &zone_id), list_instances);
+        let records = match records {
             Ok(records) => records,
             Err(err) => {
                 // The zone may have been deleted and recreated under a new id.
@@ -135,13 +147,7 @@ impl DnsRecordReconciler {
                 return Err(err);
             }
         };
-        let instances = if diff::wanted_records(desired).is_empty() {
-            Vec::new()
-        } else {
-            self.instances
-                .list_instances(region, &desired.cluster.name)
-                .await?
-        };
+        let instances = instances?;
         let propagating = self.follow_changes(region).await?;
         Ok(Some(ZoneObservation {
             zone_id,
