@@ -104,7 +104,7 @@ def steps_section(steps_file, total_seconds):
         return []
     steps = [line.split("\t") for line in steps_file.read_text().splitlines()]
     lines = [f"This run took {int(total_seconds) / 60:.1f} min up to this report. Its steps "
-             "(a fresh clone also installs the tools and builds every dependency in release mode first):", "",
+             "(installing the tools and building appear only when this run had to; a fresh clone does both):", "",
              "| step | seconds |", "|---|---:|"]
     lines += [f"| {name} | {seconds} |" for name, seconds in steps]
     return lines + [""]

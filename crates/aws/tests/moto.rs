@@ -626,7 +626,6 @@ async fn access_denied_is_terminal_and_not_retried_in_a_loop() {
     assert_eq!(world.live_instances().await.len(), 3);
 }
 
-const CRASH_CHILD: &str = "CONVERGED_AWS_CRASH_CHILD";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn concurrent_instance_listings_share_one_request_and_later_ones_send_their_own() {
     let world = World::new().await;
@@ -660,6 +659,7 @@ async fn concurrent_instance_listings_share_one_request_and_later_ones_send_thei
     assert_eq!(proxy.seen("DescribeInstances"), (3, 0));
 }
 
+const CRASH_CHILD: &str = "CONVERGED_AWS_CRASH_CHILD";
 const CRASH_DIR: &str = "CONVERGED_AWS_CRASH_DIR";
 
 /// Run twice: as the test, and (with `CONVERGED_AWS_CRASH_CHILD` set) as the "daemon" the

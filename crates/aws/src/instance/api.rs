@@ -129,6 +129,26 @@ impl Ec2Instances {
     }
 }
 
+/// A caller's hold on a listing. When it ends (the answer came, or the caller was cancelled),
+/// the listing is forgotten, so a later caller never resumes a request sent long before.
+struct Joined<'a> {
+    owner: &'a Ec2Instances,
+    key: (String, String),
+    listing: Listing,
+}
+
+impl Drop for Joined<'_> {
+    fn drop(&mut self) {
+        let mut listings = self.owner.listings();
+        if listings
+            .get(&self.key)
+            .is_some_and(|current| current.ptr_eq(&self.listing))
+        {
+            listings.remove(&self.key);
+        }
+    }
+}
+
 /// One paginated, filtered DescribeInstances listing of `cluster`'s instances.
 async fn list_instances(
     context: Arc<AwsContext>,
@@ -244,15 +264,15 @@ impl InstanceApi for Ec2Instances {
                     .shared()
             })
             .clone();
-        let result = listing.clone().await;
-        let mut listings = self.listings();
-        if listings
-            .get(&key)
-            .is_some_and(|current| current.ptr_eq(&listing))
-        {
-            listings.remove(&key);
-        }
-        result
+        let joined = Joined {
+            owner: self,
+            key,
+            listing,
+        };
+        joined
+            .listing
+            .clone()
+            .await
             .map(|instances| instances.as_ref().clone())
             .map_err(AwsError::ListInstances)
     }
