@@ -18,32 +18,38 @@ step() {
   if [[ -n $1 ]]; then log "$1"; fi
 }
 
-if [[ ! -x .venv/bin/python ]] || ! cmp -s scripts/requirements-test.txt .venv/requirements.installed; then
-  step "installing moto into .venv"
-  python3 -m venv .venv
-  .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
-  cp scripts/requirements-test.txt .venv/requirements.installed
-fi
+# The tools install while cargo builds: the installs wait on the network, the build on the CPU.
+install_tools() {
+  if [[ ! -x .venv/bin/python ]] || ! cmp -s scripts/requirements-test.txt .venv/requirements.installed; then
+    log "installing moto into .venv"
+    python3 -m venv .venv
+    .venv/bin/pip install -q --disable-pip-version-check -r scripts/requirements-test.txt
+    cp scripts/requirements-test.txt .venv/requirements.installed
+  fi
 
-if [[ ! -x .venv-bench/bin/ansible-playbook ]] || ! cmp -s scripts/requirements-bench.txt .venv-bench/requirements.installed; then
-  step "installing Ansible (amazon.aws bundled) and boto3 into .venv-bench"
-  python3 -m venv .venv-bench
-  .venv-bench/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
-  cp scripts/requirements-bench.txt .venv-bench/requirements.installed
-fi
+  if [[ ! -x .venv-bench/bin/ansible-playbook ]] || ! cmp -s scripts/requirements-bench.txt .venv-bench/requirements.installed; then
+    log "installing Ansible (amazon.aws bundled) and boto3 into .venv-bench"
+    python3 -m venv .venv-bench
+    .venv-bench/bin/pip install -q --disable-pip-version-check -r scripts/requirements-bench.txt
+    cp scripts/requirements-bench.txt .venv-bench/requirements.installed
+  fi
 
-if ! command -v gnuplot >/dev/null; then
-  step "installing gnuplot"
-  sudo_cmd=()
-  [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
-  "${sudo_cmd[@]}" apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends gnuplot-nox
-fi
+  if ! command -v gnuplot >/dev/null; then
+    log "installing gnuplot"
+    sudo_cmd=()
+    [[ $(id -u) -eq 0 ]] || sudo_cmd=(sudo)
+    "${sudo_cmd[@]}" apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive "${sudo_cmd[@]}" apt-get install -y -qq --no-install-recommends gnuplot-nox
+  fi
+}
 
-step "building release binaries"
+step "building release binaries and installing the tools"
+install_tools &
+tools=$!
 cargo build --release -p converged -p converged-bench -p converged-sim
 release="${CARGO_TARGET_DIR:-target}/release"
 export CONVERGED_SIM_BIN="$(realpath "$release")/converged-sim"
+wait "$tools"
 
 for apps in 10 100 1000; do
   step "no-op cycles over $apps Marathon apps on 100 agents"

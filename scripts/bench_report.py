@@ -104,7 +104,7 @@ def steps_section(steps_file, total_seconds):
         return []
     steps = [line.split("\t") for line in steps_file.read_text().splitlines()]
     lines = [f"This run took {int(total_seconds) / 60:.1f} min up to this report. Its steps "
-             "(installing the tools and building appear only when this run had to; a fresh clone does both):", "",
+             "(the tools install during the build, and only when this run had to; a fresh clone does both):", "",
              "| step | seconds |", "|---|---:|"]
     lines += [f"| {name} | {seconds} |" for name, seconds in steps]
     return lines + [""]
@@ -128,7 +128,9 @@ def main(results_dir, plot_data):
 
     lines += ["## No-op cycle at scale: Marathon apps", "",
               "A converged cluster of N apps (one task each, spread over 100 simulated agents); then",
-              "20 cycles with nothing to do. *wall* is the whole cycle; *in requests* is the summed time",
+              "20 cycles with nothing to do, once the desired-state folder is over 2 s old (until then",
+              "every cycle reads all its files again, because file timestamps are coarse; an operator's",
+              "folder is older than that between edits). *wall* is the whole cycle; *in requests* is the summed time",
               "of the HTTP requests (they overlap: the three GETs run concurrently); *CPU* is converged's",
               "own user+system time (the simulator runs in other processes).", "",
               "| apps | requests per cycle (by operation) | writes | wall ms | in requests ms | converged CPU ms | peak RSS MiB |",
