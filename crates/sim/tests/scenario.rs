@@ -5,6 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, call, deployments_done, desired_app, eventually, get};
+use converged_testkit::SimProcess;
 use serde_json::json;
 
 const AGENTS: &[(&str, &str, &str)] = &[
@@ -130,4 +131,84 @@ async fn deployments_done_or_stuck(c: &Cluster, stuck: &str) {
     .await;
     assert_eq!(s, 202);
     deployments_done(c).await;
+}
+
+/// A master that loses leadership and wins it back starts from an empty view, at the same
+/// address. Marathon gives its agents time to re-register, as after any failover, instead of
+/// declaring their tasks lost: the task keeps running under its id.
+#[tokio::test]
+async fn tasks_outlive_their_master_being_re_elected() {
+    let master = SimProcess::mesos_master(
+        "127.0.0.1:0",
+        &[
+            "--agent-ping-timeout",
+            "2s",
+            "--max-agent-ping-timeouts",
+            "3",
+            "--admin",
+        ],
+    );
+    // The agent heartbeats slowly, so Marathon syncs with the re-elected master before the
+    // agent is back in its list.
+    let _agent = SimProcess::mesos_agent(
+        "127.0.0.70:0",
+        &[
+            "--master",
+            &master.url,
+            "--hostname",
+            "services",
+            "--resources",
+            "cpus:4;mem:8192;disk:20000;ports:[31000-32000]",
+            "--heartbeat-interval",
+            "1s",
+        ],
+    );
+    let marathon = SimProcess::marathon(
+        "127.0.0.1:0",
+        &[
+            "--master",
+            &master.url,
+            "--staging-delay",
+            "100ms",
+            "--tick",
+            "50ms",
+        ],
+    );
+    let app = json!({"id": "/sleeper", "cmd": "sleep 1000", "cpus": 0.1, "mem": 32});
+    let (s, _, body) = call("POST", &format!("{}/v2/apps", marathon.url), Some(&app)).await;
+    assert_eq!(s, 201, "{body}");
+    let running = |url: String| async move {
+        let app = get(&url).await["app"].clone();
+        (app["tasksRunning"] == 1).then(|| app["tasks"][0]["id"].clone())
+    };
+    let url = format!("{}/v2/apps/sleeper", marathon.url);
+    let task = eventually("the task running", Duration::from_secs(10), || {
+        running(url.clone())
+    })
+    .await;
+    let (s, _, _) = call(
+        "POST",
+        &format!("{}/__sim/leadership/drop", master.url),
+        Some(&json!({"for_ms": 200})),
+    )
+    .await;
+    assert_eq!(s, 204);
+    eventually(
+        "the agent re-registered",
+        Duration::from_secs(10),
+        || async {
+            let (_, _, state) = call("GET", &format!("{}/master/state", master.url), None).await;
+            state["slaves"][0]["reregistered_time"]
+                .is_number()
+                .then_some(())
+        },
+    )
+    .await;
+    // Marathon syncs every 50 ms: ten syncs with the agent back.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let after = eventually("the task running", Duration::from_secs(10), || {
+        running(url.clone())
+    })
+    .await;
+    assert_eq!(after, task, "the same task, never lost and relaunched");
 }

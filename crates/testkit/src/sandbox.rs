@@ -192,12 +192,28 @@ impl Sandbox {
             std::thread::sleep(Duration::from_millis(250));
         }
         panic!(
-            "not {what} after {timeout:?}; last /status: {last:#}\nlog tail:\n{}",
+            "not {what} after {timeout:?}; last /status: {last:#}\nlog tail:\n{}\n{}",
             tail(
                 &std::fs::read_to_string(self.log_path()).unwrap_or_default(),
                 40
-            )
+            ),
+            self.cluster_logs()
         );
+    }
+
+    /// The tails of the Mesos and Marathon logs on every host: what the cluster did while a
+    /// wait ran out.
+    fn cluster_logs(&self) -> String {
+        let mut out = String::new();
+        for (index, (name, _)) in HOSTS.iter().enumerate() {
+            for service in ["mesos-master", "marathon"] {
+                let log =
+                    std::fs::read_to_string(self.hosts.path(index, &format!("{service}/log")))
+                        .unwrap_or_default();
+                out += &format!("{name} {service} log tail:\n{}\n", tail(&log, 30));
+            }
+        }
+        out
     }
 }
 

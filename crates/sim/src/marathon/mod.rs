@@ -69,7 +69,9 @@ impl Marathon {
 
 async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
     let client = reqwest::Client::new();
-    let mut last_master: Option<String> = None;
+    // The master's address and term: a master re-elected at the same address is a new master
+    // whose agents have yet to re-register.
+    let mut last_master: Option<(String, u64)> = None;
     loop {
         tokio::time::sleep(m.cfg.tick).await;
         if !m.election.state().elected {
@@ -112,12 +114,13 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
                 if let Ok(mut g) = m.framework_id.lock() {
                     *g = Some(reply.framework_id);
                 }
-                let same = current == last_master;
+                let master = current.map(|url| (url, reply.master_term));
+                let same = master == last_master;
                 let mut st = m.lock();
                 st.set_agents(reply.agents, same);
                 let n = finished.min(st.finished.len());
                 st.finished.drain(..n);
-                last_master = current;
+                last_master = master;
             }
             Ok(None) => {}
             Err(e) => {

@@ -97,6 +97,8 @@ struct MasterState {
     frameworks: BTreeMap<String, Framework>,
     next_framework: u64,
     elected_time: Option<f64>,
+    /// Counts the terms this master has led, across the resets.
+    term: u64,
     schedule: Vec<Value>,
     down: BTreeSet<(String, String)>,
 }
@@ -202,6 +204,7 @@ async fn monitor(master: Shared) {
                 elected_time: elected.then(|| epoch_secs(SystemTime::now())),
                 next_agent: st.next_agent,
                 next_framework: st.next_framework,
+                term: st.term + u64::from(elected),
                 ..MasterState::default()
             };
             tracing::info!(elected, master_id = %master.id, "Master leadership changed");
@@ -1025,6 +1028,7 @@ async fn framework_sync(State(m): State<Shared>, Json(sync): Json<FrameworkSync>
     Json(SyncReply {
         framework_id: id,
         agents,
+        master_term: st.term,
     })
     .into_response()
 }

@@ -104,4 +104,8 @@ pub struct SyncReply {
     pub framework_id: String,
     /// Registered agents.
     pub agents: Vec<OfferedAgent>,
+    /// Which leadership term of the master answered. A master that lost leadership and won it
+    /// back starts from an empty view, as a restarted Mesos master would, at the same address:
+    /// a framework tells the two apart by the term.
+    pub master_term: u64,
 }
