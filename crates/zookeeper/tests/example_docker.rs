@@ -1,6 +1,7 @@
 //! The example `desired-state/` renders for the docker runtime on every node: each service's
 //! template variables resolve, the images get what they read to find each other, and ZooKeeper
-//! runs converged's zoo.cfg (stable ids) rather than the one its image numbers by position.
+//! runs converged's zoo.cfg (stable ids) rather than the one its image numbers by position; the
+//! agents offer the host ports that apps require.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -50,6 +51,14 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
         runtime: Runtime::new(RuntimeKind::Docker, "/var/lib/converged"),
         rolling: Default::default(),
     };
+    let fixed_ports: Vec<u32> = desired
+        .apps
+        .iter()
+        .filter(|file| file.app.require_ports == Some(true))
+        .flat_map(|file| file.app.port_definitions.iter().flatten())
+        .filter_map(|definition| definition.port)
+        .collect();
+    assert!(!fixed_ports.is_empty(), "traefik requires its ports");
     let rendered = observed.desired_services(&desired);
     assert_eq!(rendered.len(), 3 * 4, "four services on each node");
     // Sorted by node name: production, services, staging.
@@ -81,6 +90,13 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
                 assert!(env("MESOS_MASTER").contains(&format!("zk://{ensemble}/mesos")));
                 assert!(env("MESOS_HOSTNAME").contains(&node));
                 assert!(env("MESOS_ATTRIBUTES").contains(&format!("env:{node}")));
+                let resources = env("MESOS_RESOURCES");
+                for port in &fixed_ports {
+                    assert!(
+                        resources.contains(&format!("{port}-{port}")),
+                        "{node}'s agent offers port {port}: {resources}"
+                    );
+                }
             }
             Role::Marathon => {
                 assert!(env("MARATHON_MASTER").contains(&format!("zk://{ensemble}/mesos")));
