@@ -69,9 +69,9 @@ def ansible_section(versus, results):
             f"- Cold convergence vs first run: converged {median(first) / median(cold):.1f}× faster.",
             "- converged's cold figure is its cycles run back to back, each waiting for the previous one's",
             "  effect (group before instances, instances running before their records). The daemon",
-            "  runs the next cycle at the next resync, so with the default 30 s interval the same",
-            f"  convergence takes up to {median(cycles) - 1:.0f} × 30 s longer (a trigger such as an edit or",
-            "  `POST /v1/reconcile` starts a cycle at once); the playbook waits inside each module instead.",
+            "  follows a cycle that acted with another 1 s later, the delay doubling with each follow-up,",
+            f"  so there the same convergence takes up to {2 ** (median(cycles) - 1) - 1:.0f} s longer; the playbook waits inside",
+            "  each module instead.",
             "- converged also writes an ownership TXT record per A record (16 record sets to Ansible's",
             "  8) and reads every kind's full state each cycle; the playbook's cost is mostly Ansible's",
             "  fixed overhead per module call (a Python process, boto3 import, client setup).", ""]

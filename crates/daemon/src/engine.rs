@@ -31,6 +31,12 @@ use crate::status::{
 /// Triggers closer together than this run as one cycle.
 const COALESCE_WINDOW: Duration = Duration::from_millis(100);
 
+/// How soon a cycle that acted is followed by one that observes the effect. The delay doubles
+/// with each follow-up, up to the resync interval, so a long convergence (an instance booting,
+/// a deployment rolling) or a resource something else keeps changing back costs a few cycles,
+/// not one a second.
+const FIRST_FOLLOW_UP: Duration = Duration::from_secs(1);
+
 #[derive(Debug, Clone)]
 pub struct EngineSettings {
     pub desired_state: PathBuf,
@@ -58,6 +64,9 @@ impl EngineSettings {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Trigger {
     Resync,
+    /// Before the resync: a retry that backoff allows now, or a look at what the last cycles
+    /// applied while resources converge.
+    FollowUp,
     DesiredStateChanged,
     Signal,
     /// `POST /v1/reconcile`: also releases resources held after invalid or unsafe errors.
@@ -70,6 +79,7 @@ impl Trigger {
     pub fn as_str(self) -> &'static str {
         match self {
             Trigger::Resync => "resync",
+            Trigger::FollowUp => "follow_up",
             Trigger::DesiredStateChanged => "desired_state_changed",
             Trigger::Signal => "sighup",
             Trigger::Operator { .. } => "operator",
@@ -236,11 +246,13 @@ impl Engine {
         self
     }
 
-    /// Runs cycles until shutdown: at start, on every resync, and on triggers, merging
-    /// triggers that arrive together.
+    /// Runs cycles until shutdown: at start, on every resync, on triggers (merging those that
+    /// arrive together), when a backoff allows a retry, and to follow up on what it applied.
     pub async fn run(mut self, triggers: mpsc::Receiver<Trigger>) {
         let mut triggers = Some(triggers);
         let mut next_resync = Instant::now();
+        let mut next_cycle = next_resync;
+        let mut follow_up: Option<Duration> = None;
         loop {
             let first = tokio::select! {
                 biased;
@@ -252,10 +264,14 @@ impl Engine {
                         continue;
                     }
                 },
-                () = tokio::time::sleep_until(next_resync) => Trigger::Resync,
+                () = tokio::time::sleep_until(next_cycle) => if next_cycle < next_resync {
+                    Trigger::FollowUp
+                } else {
+                    Trigger::Resync
+                },
             };
             let mut request = CycleRequest::from_trigger(first);
-            if first != Trigger::Resync {
+            if !matches!(first, Trigger::Resync | Trigger::FollowUp) {
                 tokio::select! {
                     () = self.shutdown.cancelled() => break,
                     () = tokio::time::sleep(COALESCE_WINDOW) => {}
@@ -266,14 +282,47 @@ impl Engine {
                     request.merge(more);
                 }
             }
-            self.run_cycle(request).await;
+            let trigger = request.trigger;
+            let report = self.run_cycle(request).await;
             if self.shutdown.is_cancelled() {
                 break;
             }
+            let now = Instant::now();
             let spread = 0.9 + 0.2 * (self.sample)();
-            next_resync = Instant::now() + self.settings.resync_interval.mul_f64(spread);
+            next_resync = now + self.settings.resync_interval.mul_f64(spread);
+            let converging = report.applied > 0
+                || self
+                    .records
+                    .values()
+                    .any(|record| record.condition == Condition::Converging);
+            follow_up = if !converging {
+                None
+            } else if trigger == Trigger::FollowUp {
+                follow_up.map(|delay| (delay * 2).min(self.settings.resync_interval))
+            } else if report.applied > 0 {
+                Some(FIRST_FOLLOW_UP)
+            } else {
+                follow_up
+            };
+            next_cycle = follow_up
+                .map(|delay| now + delay)
+                .into_iter()
+                .chain(self.retries_due_after(now))
+                .fold(next_resync, Instant::min);
         }
         tracing::info!("engine stopped");
+    }
+
+    /// When failed resources and kinds may be tried again, as backoff set it; held ones wait
+    /// for an edit or an operator instead.
+    fn retries_due_after(&self, now: Instant) -> impl Iterator<Item = Instant> + '_ {
+        let resources = self
+            .records
+            .values()
+            .filter(|record| record.hold.is_none())
+            .filter_map(|record| record.retry_at);
+        let kinds = self.kinds.values().filter_map(|kind| kind.retry_at);
+        resources.chain(kinds).filter(move |at| *at > now)
     }
 
     pub async fn run_cycle(&mut self, request: CycleRequest) -> CycleReport {

@@ -905,3 +905,99 @@ async fn a_burst_of_triggers_runs_one_cycle() {
         .unwrap()
         .unwrap();
 }
+
+/// The engine's run loop, spawned; the trigger sender keeps the loop's trigger source open and
+/// the folder keeps the desired state on disk while the loop runs.
+struct RunningLoop {
+    task: tokio::task::JoinHandle<()>,
+    _triggers: mpsc::Sender<Trigger>,
+    _folder: tempfile::TempDir,
+    shared: Arc<Shared>,
+    shutdown: CancellationToken,
+}
+
+impl RunningLoop {
+    fn spawn(h: Harness) -> Self {
+        let (triggers, receiver) = mpsc::channel(8);
+        Self {
+            task: tokio::spawn(h.engine.run(receiver)),
+            _triggers: triggers,
+            _folder: h.dir,
+            shared: h.shared,
+            shutdown: h.shutdown,
+        }
+    }
+
+    fn cycles(&self) -> u64 {
+        self.shared.metrics.cycles_total.get()
+    }
+
+    async fn stop(self) {
+        self.shutdown.cancel();
+        tokio::time::timeout(Duration::from_secs(1), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_cycle_that_acted_is_followed_up_before_the_resync() {
+    let h = Harness::new(CLUSTER);
+    h.write_app("a.json", "/a", 1);
+    let running = RunningLoop::spawn(h);
+    tokio::time::sleep(Duration::from_millis(10)).await;
+    assert_eq!(running.cycles(), 1, "the first cycle creates /a");
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+    assert_eq!(
+        running.cycles(),
+        2,
+        "a follow-up 1 s later observes the effect"
+    );
+    let status = running.shared.snapshot();
+    assert_eq!(
+        status.last_cycle.map(|cycle| cycle.trigger),
+        Some("follow_up")
+    );
+    let app = status
+        .resources
+        .iter()
+        .find(|r| r.name == "/a")
+        .expect("/a in /status");
+    assert_eq!(app.condition, Condition::InSync);
+    tokio::time::sleep(Duration::from_secs(20)).await;
+    assert_eq!(
+        running.cycles(),
+        2,
+        "nothing converging: the next cycle is the resync"
+    );
+    running.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_action_is_retried_when_its_backoff_ends_not_at_the_resync() {
+    let h = Harness::new(CLUSTER);
+    h.write_app("a.json", "/a", 1);
+    h.world
+        .lock()
+        .unwrap()
+        .fail_apply
+        .insert("/a".into(), ErrorClass::Transient);
+    let world = Arc::clone(&h.world);
+    let start = Instant::now();
+    let running = RunningLoop::spawn(h);
+    tokio::time::sleep(Duration::from_millis(7_500)).await;
+    let offsets: Vec<u128> = world
+        .lock()
+        .unwrap()
+        .attempts_at
+        .iter()
+        .map(|(_, at)| at.duration_since(start).as_millis())
+        .collect();
+    assert_eq!(
+        offsets,
+        vec![0, 1000, 3000, 7000],
+        "each retry runs when its backoff (1 s, 2 s, 4 s) ends"
+    );
+    running.stop().await;
+}
