@@ -32,9 +32,9 @@ use crate::status::{
 const COALESCE_WINDOW: Duration = Duration::from_millis(100);
 
 /// How soon a cycle that acted is followed by one that observes the effect. The delay doubles
-/// with each follow-up, up to the resync interval, so a long convergence (an instance booting,
-/// a deployment rolling) or a resource something else keeps changing back costs a few cycles,
-/// not one a second.
+/// with each follow-up until it reaches the resync interval, where the resyncs take over, so a
+/// long convergence (an instance booting, a deployment rolling) or a resource something else
+/// keeps changing back costs a few cycles, not one a second.
 const FIRST_FOLLOW_UP: Duration = Duration::from_secs(1);
 
 #[derive(Debug, Clone)]
@@ -298,7 +298,9 @@ impl Engine {
             follow_up = if !converging {
                 None
             } else if trigger == Trigger::FollowUp {
-                follow_up.map(|delay| (delay * 2).min(self.settings.resync_interval))
+                follow_up
+                    .map(|delay| delay * 2)
+                    .filter(|delay| *delay < self.settings.resync_interval)
             } else if report.applied > 0 {
                 Some(FIRST_FOLLOW_UP)
             } else {
