@@ -227,7 +227,8 @@ def main(results_dir, plot_data):
         fix = [c - d for c, d in zip(correction, detection)]
         lines += [f"- A change behind converged's back (an app scaled through Marathon's API), resync every {resync} s "
                   f"(±10%), over {len(drifts)} changes: detected after median {median(detection):.1f} s "
-                  f"(max {max(detection):.1f} s, bounded by the resync interval), corrected median "
+                  f"(max {max(detection):.1f} s, bounded by the resync interval; the changes follow each other closely, so the "
+                  "follow-up cycles after the previous correction find many sooner), corrected median "
                   f"{median(fix) * 1000:.0f} ms after the observation that detected it. With the default 30 s resync,"
                   " detection takes up to 33 s."]
     lines += ["", "## How to re-run", "", "```sh", "scripts/bench.sh", "```", "",
