@@ -304,6 +304,15 @@ impl Harness {
             .await
     }
 
+    /// Makes every apply of `name` fail with `class` until cleared.
+    fn fail_apply(&self, name: &str, class: ErrorClass) {
+        self.world
+            .lock()
+            .unwrap()
+            .fail_apply
+            .insert(name.to_owned(), class);
+    }
+
     fn writes(&self) -> u32 {
         self.world.lock().unwrap().writes
     }
@@ -383,11 +392,7 @@ async fn a_failing_resource_does_not_stop_unrelated_ones() {
     let mut h = Harness::new(CLUSTER);
     h.write_app("a.json", "/a", 1);
     h.write_app("b.json", "/b", 1);
-    h.world
-        .lock()
-        .unwrap()
-        .fail_apply
-        .insert("/a".into(), ErrorClass::Transient);
+    h.fail_apply("/a", ErrorClass::Transient);
     let report = h.cycle().await;
     assert_eq!((report.applied, report.failed), (1, 1));
     let failed = h.app("/a");
@@ -423,11 +428,7 @@ async fn attempt_offsets(h: &mut Harness, span: Duration) -> Vec<u128> {
 async fn backoff_doubles_with_full_jitter_and_resets_after_success() {
     let mut h = Harness::new(CLUSTER);
     h.write_app("a.json", "/a", 1);
-    h.world
-        .lock()
-        .unwrap()
-        .fail_apply
-        .insert("/a".into(), ErrorClass::Transient);
+    h.fail_apply("/a", ErrorClass::Transient);
     let offsets = attempt_offsets(&mut h, Duration::from_millis(15_500)).await;
     assert_eq!(
         offsets,
@@ -444,11 +445,7 @@ async fn backoff_doubles_with_full_jitter_and_resets_after_success() {
 
     let mut half = Harness::with_jitter(CLUSTER, || 0.5);
     half.write_app("a.json", "/a", 1);
-    half.world
-        .lock()
-        .unwrap()
-        .fail_apply
-        .insert("/a".into(), ErrorClass::Transient);
+    half.fail_apply("/a", ErrorClass::Transient);
     let offsets = attempt_offsets(&mut half, Duration::from_millis(4_000)).await;
     assert_eq!(
         offsets,
@@ -461,11 +458,7 @@ async fn backoff_doubles_with_full_jitter_and_resets_after_success() {
 async fn backoff_is_capped_at_five_minutes() {
     let mut h = Harness::new(CLUSTER);
     h.write_app("a.json", "/a", 1);
-    h.world
-        .lock()
-        .unwrap()
-        .fail_apply
-        .insert("/a".into(), ErrorClass::Transient);
+    h.fail_apply("/a", ErrorClass::Transient);
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(2_400) {
         h.cycle().await;
@@ -978,11 +971,7 @@ async fn a_cycle_that_acted_is_followed_up_before_the_resync() {
 async fn a_failed_action_is_retried_when_its_backoff_ends_not_at_the_resync() {
     let h = Harness::new(CLUSTER);
     h.write_app("a.json", "/a", 1);
-    h.world
-        .lock()
-        .unwrap()
-        .fail_apply
-        .insert("/a".into(), ErrorClass::Transient);
+    h.fail_apply("/a", ErrorClass::Transient);
     let world = Arc::clone(&h.world);
     let start = Instant::now();
     let running = RunningLoop::spawn(h);
