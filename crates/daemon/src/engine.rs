@@ -290,22 +290,17 @@ impl Engine {
             let now = Instant::now();
             let spread = 0.9 + 0.2 * (self.sample)();
             next_resync = now + self.settings.resync_interval.mul_f64(spread);
-            let converging = report.applied > 0
-                || self
-                    .records
-                    .values()
-                    .any(|record| record.condition == Condition::Converging);
-            follow_up = if !converging {
-                None
-            } else if trigger == Trigger::FollowUp {
-                follow_up
-                    .map(|delay| delay * 2)
-                    .filter(|delay| *delay < self.settings.resync_interval)
-            } else if report.applied > 0 {
-                Some(FIRST_FOLLOW_UP)
-            } else {
-                follow_up
-            };
+            let converging = self
+                .records
+                .values()
+                .any(|record| record.condition == Condition::Converging);
+            follow_up = next_follow_up(
+                follow_up,
+                trigger,
+                report.applied > 0,
+                converging,
+                self.settings.resync_interval,
+            );
             next_cycle = follow_up
                 .map(|delay| now + delay)
                 .into_iter()
@@ -846,6 +841,29 @@ impl Engine {
     }
 }
 
+/// The delay of the next follow-up cycle, if any, after a cycle started by `trigger`: 1 s after
+/// a cycle that acted, doubling with each follow-up while anything converges, and none once the
+/// delay reaches the resync interval.
+fn next_follow_up(
+    previous: Option<Duration>,
+    trigger: Trigger,
+    acted: bool,
+    converging: bool,
+    resync_interval: Duration,
+) -> Option<Duration> {
+    if !acted && !converging {
+        None
+    } else if trigger == Trigger::FollowUp {
+        previous
+            .map(|delay| delay * 2)
+            .filter(|delay| *delay < resync_interval)
+    } else if acted {
+        Some(FIRST_FOLLOW_UP)
+    } else {
+        previous
+    }
+}
+
 async fn recv(triggers: &mut Option<mpsc::Receiver<Trigger>>) -> Option<Trigger> {
     match triggers {
         Some(receiver) => receiver.recv().await,
@@ -968,4 +986,88 @@ async fn apply_resource(
         }
     }
     outcome
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn follow_ups_start_after_acting_double_and_end_at_the_resync() {
+        let resync = Duration::from_secs(30);
+        let secs = Duration::from_secs;
+        let cases = [
+            (
+                "a resync that acted",
+                None,
+                Trigger::Resync,
+                true,
+                false,
+                Some(secs(1)),
+            ),
+            (
+                "an edit that acted restarts",
+                Some(secs(8)),
+                Trigger::DesiredStateChanged,
+                true,
+                true,
+                Some(secs(1)),
+            ),
+            (
+                "a follow-up doubles while converging",
+                Some(secs(2)),
+                Trigger::FollowUp,
+                false,
+                true,
+                Some(secs(4)),
+            ),
+            (
+                "a follow-up that acted still doubles",
+                Some(secs(2)),
+                Trigger::FollowUp,
+                true,
+                true,
+                Some(secs(4)),
+            ),
+            (
+                "the resyncs take over at 30 s",
+                Some(secs(16)),
+                Trigger::FollowUp,
+                true,
+                true,
+                None,
+            ),
+            (
+                "nothing converging ends them",
+                Some(secs(2)),
+                Trigger::FollowUp,
+                false,
+                false,
+                None,
+            ),
+            (
+                "a trigger with nothing to do keeps the schedule",
+                Some(secs(4)),
+                Trigger::Signal,
+                false,
+                true,
+                Some(secs(4)),
+            ),
+            (
+                "converging alone starts none",
+                None,
+                Trigger::Resync,
+                false,
+                true,
+                None,
+            ),
+        ];
+        for (name, previous, trigger, acted, converging, expected) in cases {
+            assert_eq!(
+                next_follow_up(previous, trigger, acted, converging, resync),
+                expected,
+                "{name}"
+            );
+        }
+    }
 }
