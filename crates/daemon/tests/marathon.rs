@@ -287,11 +287,14 @@ impl Harness {
             if done(&self.resources()) {
                 return;
             }
-            assert!(
-                start.elapsed() < timeout,
-                "not {what} after {timeout:?}: {:#?}",
-                self.resources()
-            );
+            if start.elapsed() >= timeout {
+                panic!(
+                    "not {what} after {timeout:?}: {:#?}\nMarathon's queue: {}\nits tasks: {}",
+                    self.resources(),
+                    self.raw("/v2/queue").await,
+                    self.raw("/v2/tasks").await
+                );
+            }
             tokio::time::sleep(Duration::from_millis(250)).await;
         }
     }
@@ -312,6 +315,14 @@ impl Harness {
             .json()
             .await
             .unwrap()
+    }
+
+    /// What Marathon answers at `path`, as text, for a failure message.
+    async fn raw(&self, path: &str) -> String {
+        match self.http.get(self.cluster.url(path)).send().await {
+            Ok(response) => response.text().await.unwrap_or_default(),
+            Err(err) => err.to_string(),
+        }
     }
 
     async fn send(
