@@ -40,7 +40,7 @@ impl Cluster {
         let agents = [
             (
                 "services",
-                "cpus:4;mem:8192;disk:20000;ports:[80-80,8081-8081,31000-32000]",
+                "cpus:4;mem:8192;disk:20000;ports(slave_public):[80-80,8081-8081];ports(*):[31000-32000]",
             ),
             ("staging", "cpus:1;mem:497;disk:20000;ports:[31000-32000]"),
             (
@@ -79,6 +79,10 @@ impl Cluster {
             "--tick",
             "50ms",
             "--admin",
+            "--mesos-role",
+            "slave_public",
+            "--default-accepted-resource-roles",
+            "*",
         ];
         args.extend_from_slice(extra);
         let marathon = SimProcess::marathon("127.0.0.1:0", &args);

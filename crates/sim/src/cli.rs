@@ -8,7 +8,7 @@ use clap::{Parser, Subcommand};
 
 use crate::marathon::MarathonConfig;
 use crate::marathon::app::Profile;
-use crate::marathon::state::Timing;
+use crate::marathon::state::{RolePolicy, Timing};
 use crate::mesos::agent::AgentConfig;
 use crate::mesos::master::{MasterConfig, MesosProfile};
 use crate::resources::{Resources, parse_attributes};
@@ -118,6 +118,14 @@ pub enum Command {
         /// Serve the `/__sim/` fault-injection API.
         #[arg(long)]
         admin: bool,
+        /// The framework's role: Marathon is offered unreserved resources and those reserved
+        /// for this role.
+        #[arg(long)]
+        mesos_role: Option<String>,
+        /// Roles apps without `acceptedResourceRoles` take resources from, comma separated
+        /// (default: every role Marathon is offered).
+        #[arg(long, value_delimiter = ',')]
+        default_accepted_resource_roles: Option<Vec<String>>,
     },
 }
 
@@ -216,6 +224,8 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
             tick,
             zk_session_timeout,
             admin,
+            mesos_role,
+            default_accepted_resource_roles,
         } => {
             // A malformed credentials string silently disables auth upstream (logged)
             // [`MAR@HEAD:M/api/HttpModule.scala#createSecurityHandler`].
@@ -239,6 +249,10 @@ pub async fn run(cli: Cli) -> Result<(), Error> {
                 timing: Timing {
                     staging_delay,
                     time_scale,
+                },
+                roles: RolePolicy {
+                    mesos_role,
+                    default_accepted: default_accepted_resource_roles,
                 },
                 tick,
                 zk_session_timeout,

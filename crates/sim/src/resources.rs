@@ -57,6 +57,13 @@ impl Ranges {
         Self(out)
     }
 
+    /// The ranges with `port` added.
+    pub fn plus_port(&self, port: u32) -> Self {
+        let mut all = self.0.clone();
+        all.push((port, port));
+        Self::normalize(all)
+    }
+
     /// A uniformly random port of the ranges, if any.
     pub fn random(&self) -> Option<u32> {
         let total: u64 = self.0.iter().map(|&(b, e)| u64::from(e - b) + 1).sum();
@@ -145,6 +152,17 @@ impl Bundle {
             mem: self.mem + other.mem,
             disk: self.disk + other.disk,
             ports: Ranges::normalize(ports),
+        }
+    }
+
+    /// What is left of this bundle once `used` is taken out of it.
+    pub fn minus(&self, used: &Bundle) -> Bundle {
+        let used_ports: Vec<u32> = used.ports.0.iter().flat_map(|&(b, e)| b..=e).collect();
+        Bundle {
+            cpus: self.cpus - used.cpus,
+            mem: self.mem - used.mem,
+            disk: self.disk - used.disk,
+            ports: self.ports.without(&used_ports),
         }
     }
 }

@@ -282,11 +282,11 @@ exec = {{ command = ["{sim}", "mesos-master", "--listen", "{{{{address}}}}:5050"
 
 [services.mesos-agent]
 ports = [5051]
-exec = {{ command = ["{sim}", "mesos-agent", "--listen", "{{{{address}}}}:5051", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--hostname", "{{{{node}}}}", "--attributes", "{{{{mesos_attributes}}}}", "--resources", "cpus:4;mem:8192;disk:50000;ports:[80-80,8081-8081,31000-32000]", "--zk-session-timeout", "4s"] }}
+exec = {{ command = ["{sim}", "mesos-agent", "--listen", "{{{{address}}}}:5051", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--hostname", "{{{{node}}}}", "--attributes", "{{{{mesos_attributes}}}}", "--resources", "cpus:4;mem:8192;disk:50000;ports(slave_public):[80-80,8081-8081];ports(*):[31000-32000]", "--zk-session-timeout", "4s"] }}
 
 [services.marathon]
 ports = [8080]
-exec = {{ command = ["{sim}", "marathon", "--listen", "{{{{address}}}}:8080", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--zk", "zk://{{{{zookeeper_connect}}}}/marathon", "--time-scale", "0.05", "--staging-delay", "200ms"] }}
+exec = {{ command = ["{sim}", "marathon", "--listen", "{{{{address}}}}:8080", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--zk", "zk://{{{{zookeeper_connect}}}}/marathon", "--time-scale", "0.05", "--staging-delay", "200ms", "--mesos-role", "slave_public", "--default-accepted-resource-roles", "*"] }}
 
 [kinds.marathon_app]
 mode = "enforce"

@@ -1,7 +1,8 @@
 //! The example `desired-state/` renders for the docker runtime on every node: each service's
 //! template variables resolve, the images get what they read to find each other, and ZooKeeper
 //! runs converged's zoo.cfg (stable ids) rather than the one its image numbers by position; the
-//! agents offer the host ports that apps require.
+//! agents offer the host ports that apps require, reserved for Marathon's role so that no other
+//! app's random port takes them.
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -10,6 +11,7 @@ use std::sync::Arc;
 
 use converged_core::load_desired_state;
 use converged_core::model::Role;
+use converged_core::secret::MaybeSecret;
 use converged_hosts::layer::NodeObservation;
 use converged_hosts::{HostsObserved, NodeAddress, Runtime, RuntimeKind, ServiceExtras};
 use converged_zookeeper::{EnsembleFiles, IdStore};
@@ -51,14 +53,30 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
         runtime: Runtime::new(RuntimeKind::Docker, "/var/lib/converged"),
         rolling: Default::default(),
     };
-    let fixed_ports: Vec<u32> = desired
+    let fixed_ports: Vec<(u32, Vec<String>)> = desired
         .apps
         .iter()
         .filter(|file| file.app.require_ports == Some(true))
-        .flat_map(|file| file.app.port_definitions.iter().flatten())
-        .filter_map(|definition| definition.port)
+        .flat_map(|file| {
+            let roles = file.app.accepted_resource_roles.clone().unwrap_or_default();
+            file.app
+                .port_definitions
+                .iter()
+                .flatten()
+                .filter_map(move |definition| definition.port.map(|port| (port, roles.clone())))
+        })
         .collect();
     assert!(!fixed_ports.is_empty(), "traefik requires its ports");
+    let marathon_env = |key: &str| match desired.services.marathon.as_ref().map(|m| &m.env[key]) {
+        Some(MaybeSecret::Plain(value)) => value.clone(),
+        other => panic!("the example's Marathon sets {key} in plain text: {other:?}"),
+    };
+    let marathon_role = marathon_env("MARATHON_MESOS_ROLE");
+    assert_eq!(
+        marathon_env("MARATHON_DEFAULT_ACCEPTED_RESOURCE_ROLES"),
+        "*",
+        "apps that do not ask for reserved ports never get them"
+    );
     let rendered = observed.desired_services(&desired);
     assert_eq!(rendered.len(), 3 * 4, "four services on each node");
     // Sorted by node name: production, services, staging.
@@ -91,10 +109,20 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
                 assert!(env("MESOS_HOSTNAME").contains(&node));
                 assert!(env("MESOS_ATTRIBUTES").contains(&format!("env:{node}")));
                 let resources = env("MESOS_RESOURCES");
-                for port in &fixed_ports {
+                for (port, accepted) in &fixed_ports {
+                    let role = resources
+                        .split(';')
+                        .find(|item| item.contains(&format!("{port}-{port}")))
+                        .and_then(|item| item.strip_prefix("ports("))
+                        .and_then(|item| item.split_once(')'))
+                        .map(|(role, _)| role)
+                        .unwrap_or_else(|| {
+                            panic!("{node}'s agent reserves port {port} for a role: {resources}")
+                        });
+                    assert_eq!(role, marathon_role, "Marathon is offered port {port}");
                     assert!(
-                        resources.contains(&format!("{port}-{port}")),
-                        "{node}'s agent offers port {port}: {resources}"
+                        accepted.iter().any(|r| r == role),
+                        "{accepted:?} take {role}"
                     );
                 }
             }

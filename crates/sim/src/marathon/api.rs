@@ -1204,7 +1204,7 @@ async fn info(State(m): State<Shared>) -> Json<Value> {
         "marathon_config": {
             "master": m.cfg.master, "framework_name": "marathon", "ha": zk.is_some(), "checkpoint": true,
             "failover_timeout": 604800, "hostname": m.cfg.hostname, "local_port_min": 10000, "local_port_max": 20000,
-            "executor": "//cmd", "webui_url": null, "mesos_role": null, "mesos_user": "root",
+            "executor": "//cmd", "webui_url": null, "mesos_role": m.cfg.roles.mesos_role, "mesos_user": "root",
             "task_launch_timeout": 300000, "reconciliation_initial_delay": 15000, "reconciliation_interval": 600000,
             "leader_proxy_connection_timeout_ms": 5000, "leader_proxy_read_timeout_ms": 10000,
         },

@@ -11,9 +11,10 @@ use std::time::Duration;
 use crate::leader::{Election, ZkGroup, parse_zk_url};
 use crate::mesos::locator::MasterLocator;
 use crate::mesos::protocol::{FrameworkSync, INTERNAL, SyncReply};
+use crate::resources::DEFAULT_ROLE;
 use crate::{Error, server};
 use app::Profile;
-use state::{MarathonState, Timing};
+use state::{MarathonState, RolePolicy, Timing};
 
 /// Configuration of one Marathon process.
 #[derive(Clone, Debug)]
@@ -32,6 +33,8 @@ pub struct MarathonConfig {
     pub profile: Profile,
     /// Timing knobs.
     pub timing: Timing,
+    /// `--mesos_role` and `--default_accepted_resource_roles`.
+    pub roles: RolePolicy,
     /// Scheduler tick.
     pub tick: Duration,
     /// ZooKeeper session timeout.
@@ -92,6 +95,12 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
             hostname: m.cfg.hostname.clone(),
             pid: format!("scheduler-{}@{}", m.cfg.addr.port(), m.cfg.addr),
             webui_url: format!("http://{}", m.host_port()),
+            role: m
+                .cfg
+                .roles
+                .mesos_role
+                .clone()
+                .unwrap_or_else(|| DEFAULT_ROLE.into()),
             capabilities: match m.cfg.profile {
                 Profile::V110 => vec![
                     "PARTITION_AWARE".into(),
@@ -162,7 +171,11 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
         None => Election::fixed(me),
     };
     let m = Arc::new(Marathon {
-        state: Mutex::new(MarathonState::new(cfg.profile, cfg.timing)),
+        state: Mutex::new(MarathonState::new(
+            cfg.profile,
+            cfg.timing,
+            cfg.roles.clone(),
+        )),
         cfg,
         election,
         framework_id: Mutex::new(None),

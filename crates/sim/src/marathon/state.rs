@@ -9,7 +9,7 @@ use serde_json::{Value, json};
 
 use crate::marathon::app::{self, Profile};
 use crate::mesos::protocol::{OfferedAgent, TaskReport};
-use crate::resources::{Bundle, DEFAULT_ROLE, Ranges};
+use crate::resources::{Bundle, DEFAULT_ROLE, Ranges, Resources};
 use crate::server::{epoch_secs, iso};
 
 /// A deployment action kind [`MAR@HEAD:M/core/deployment/DeploymentPlan.scala`].
@@ -115,8 +115,8 @@ pub struct Task {
     started_instant: Option<Instant>,
     /// Config version of the app it runs.
     pub version: String,
-    /// Resources taken.
-    pub resources: Bundle,
+    /// Resources taken, by the role they were taken from.
+    pub resources: Resources,
     /// Health (only with health checks, after the first check).
     pub health: Option<Health>,
     next_check: Option<Instant>,
@@ -151,6 +151,43 @@ pub struct Timing {
     pub time_scale: f64,
 }
 
+/// Whose resources Marathon may launch on: unreserved ones (`*`) and those reserved for its
+/// `--mesos_role`, the only roles Mesos offers it [`MAR@1.1.1:docs/command-line-flags.md`].
+#[derive(Clone, Debug, Default)]
+pub struct RolePolicy {
+    /// `--mesos_role`.
+    pub mesos_role: Option<String>,
+    /// `--default_accepted_resource_roles`, for apps without `acceptedResourceRoles`; unset means
+    /// every role Marathon is offered.
+    pub default_accepted: Option<Vec<String>>,
+}
+
+impl RolePolicy {
+    /// The roles an app's tasks take resources from, reserved roles before `*`.
+    fn usable_by(&self, app: &Value) -> Vec<String> {
+        let offered: Vec<String> = std::iter::once(DEFAULT_ROLE.to_string())
+            .chain(self.mesos_role.clone())
+            .collect();
+        let accepted: Vec<String> = match app["acceptedResourceRoles"].as_array() {
+            Some(roles) if !roles.is_empty() => roles
+                .iter()
+                .filter_map(|r| r.as_str().map(String::from))
+                .collect(),
+            _ => self
+                .default_accepted
+                .clone()
+                .unwrap_or_else(|| offered.clone()),
+        };
+        let mut usable: Vec<String> = accepted
+            .into_iter()
+            .filter(|role| offered.contains(role))
+            .collect();
+        usable.sort_by_key(|role| (role == DEFAULT_ROLE, role.clone()));
+        usable.dedup();
+        usable
+    }
+}
+
 /// Marathon's whole state.
 #[derive(Debug)]
 pub struct MarathonState {
@@ -158,6 +195,8 @@ pub struct MarathonState {
     pub profile: Profile,
     /// Timing knobs.
     pub timing: Timing,
+    /// Roles whose resources tasks may take.
+    pub roles: RolePolicy,
     /// Apps by id.
     pub apps: BTreeMap<String, AppEntry>,
     /// Running deployments, oldest first.
@@ -203,10 +242,11 @@ pub fn task_name(app_id: &str) -> String {
 
 impl MarathonState {
     /// Empty state.
-    pub fn new(profile: Profile, timing: Timing) -> Self {
+    pub fn new(profile: Profile, timing: Timing, roles: RolePolicy) -> Self {
         Self {
             profile,
             timing,
+            roles,
             apps: BTreeMap::new(),
             deployments: Vec::new(),
             tasks: BTreeMap::new(),
@@ -304,7 +344,7 @@ impl MarathonState {
             name: task_name(&t.app_id),
             agent_id: t.agent_id.clone(),
             state: state.into(),
-            resources: t.resources.clone(),
+            resources: t.resources.total(),
             statuses: vec![(state.into(), epoch_secs(now))],
             healthy: None,
         });
@@ -331,24 +371,14 @@ impl MarathonState {
         Some(t)
     }
 
-    /// Free resources of an agent after the tasks placed on it.
+    /// What is left of an agent's resources of `role` after the tasks placed on it.
     fn free_on(&self, agent: &OfferedAgent, role: &str) -> Bundle {
-        let mut b = agent.resources.0.get(role).cloned().unwrap_or_default();
-        if role == DEFAULT_ROLE || !agent.resources.0.contains_key(DEFAULT_ROLE) {
-            let used: Vec<&Task> = self
-                .tasks
-                .values()
-                .filter(|t| t.agent_id == agent.id)
-                .collect();
-            for t in &used {
-                b.cpus -= t.resources.cpus;
-                b.mem -= t.resources.mem;
-                b.disk -= t.resources.disk;
-            }
-            let used_ports: Vec<u32> = used.iter().flat_map(|t| t.ports.clone()).collect();
-            b.ports = b.ports.without(&used_ports);
-        }
-        b
+        let total = agent.resources.0.get(role).cloned().unwrap_or_default();
+        self.tasks
+            .values()
+            .filter(|t| t.agent_id == agent.id)
+            .filter_map(|t| t.resources.0.get(role))
+            .fold(total, |free, used| free.minus(used))
     }
 
     fn attribute(agent: &OfferedAgent, field: &str) -> Option<String> {
@@ -436,13 +466,7 @@ impl MarathonState {
         let cpus = app["cpus"].as_f64().unwrap_or(1.0);
         let mem = app["mem"].as_f64().unwrap_or(128.0);
         let disk = app["disk"].as_f64().unwrap_or(0.0);
-        let roles: Vec<String> = match app["acceptedResourceRoles"].as_array() {
-            Some(r) if !r.is_empty() => r
-                .iter()
-                .filter_map(|x| x.as_str().map(String::from))
-                .collect(),
-            _ => vec![DEFAULT_ROLE.to_string()],
-        };
+        let roles = self.roles.usable_by(app);
         let host_net = app::network_mode(app) == "host";
         let require_ports = app["requirePorts"].as_bool().unwrap_or(false);
         let wanted: Vec<u32> = if host_net {
@@ -457,42 +481,41 @@ impl MarathonState {
                 })
                 .unwrap_or_default()
         };
+        let need = Bundle {
+            cpus,
+            mem,
+            disk,
+            ports: Ranges::default(),
+        };
         for agent in self.agents.iter().filter(|a| a.active && !a.draining) {
             if !self.constraints_ok(app, agent) {
                 continue;
             }
-            for role in &roles {
-                let free = self.free_on(agent, role);
-                if free.cpus + 1e-9 < cpus || free.mem + 1e-9 < mem || free.disk + 1e-9 < disk {
-                    continue;
-                }
-                let Some(ports) = pick_ports(&free.ports, &wanted, host_net, require_ports) else {
-                    continue;
-                };
-                let now = SystemTime::now();
-                let ranges: Vec<(u32, u32)> = ports.iter().map(|p| (*p, *p)).collect();
-                return Some(Task {
-                    id: task_id(self.profile, app_id),
-                    app_id: app_id.to_string(),
-                    agent_id: agent.id.clone(),
-                    host: agent.hostname.clone(),
-                    ports,
-                    service_ports: app::service_ports(app),
-                    staged_at: now,
-                    staged_instant: Instant::now(),
-                    started_at: None,
-                    started_instant: None,
-                    version: app["version"].as_str().unwrap_or_default().to_string(),
-                    resources: Bundle {
-                        cpus,
-                        mem,
-                        disk,
-                        ports: Ranges(ranges),
-                    },
-                    health: None,
-                    next_check: None,
-                });
-            }
+            let free: Vec<(&str, Bundle)> = roles
+                .iter()
+                .map(|role| (role.as_str(), self.free_on(agent, role)))
+                .collect();
+            let Some((ports, resources)) = take(&free, &need, &wanted, host_net, require_ports)
+            else {
+                continue;
+            };
+            let now = SystemTime::now();
+            return Some(Task {
+                id: task_id(self.profile, app_id),
+                app_id: app_id.to_string(),
+                agent_id: agent.id.clone(),
+                host: agent.hostname.clone(),
+                ports,
+                service_ports: app::service_ports(app),
+                staged_at: now,
+                staged_instant: Instant::now(),
+                started_at: None,
+                started_instant: None,
+                version: app["version"].as_str().unwrap_or_default().to_string(),
+                resources,
+                health: None,
+                next_check: None,
+            });
         }
         None
     }
@@ -815,7 +838,7 @@ impl MarathonState {
                     name: task_name(&t.app_id),
                     agent_id: t.agent_id.clone(),
                     state: t.state().into(),
-                    resources: t.resources.clone(),
+                    resources: t.resources.total(),
                     statuses,
                     healthy: t.health.as_ref().map(|h| h.alive),
                 }
@@ -824,6 +847,45 @@ impl MarathonState {
         out.extend(self.finished.iter().cloned());
         out
     }
+}
+
+/// Takes one instance's resources from what is free in each usable role, in order: scalars from
+/// as many roles as it takes, each port from the role that offers it. Returns the host ports in
+/// the order wanted and what was taken from each role.
+fn take(
+    free: &[(&str, Bundle)],
+    need: &Bundle,
+    wanted: &[u32],
+    host_net: bool,
+    require_ports: bool,
+) -> Option<(Vec<u32>, Resources)> {
+    let mut taken: BTreeMap<String, Bundle> = BTreeMap::new();
+    let scalars = |b: &Bundle| [b.cpus, b.mem, b.disk];
+    for (index, mut needed) in scalars(need).into_iter().enumerate() {
+        for (role, bundle) in free {
+            let amount = needed.min(scalars(bundle)[index]);
+            if amount > 0.0 {
+                let from_role = taken.entry(role.to_string()).or_default();
+                *[&mut from_role.cpus, &mut from_role.mem, &mut from_role.disk][index] += amount;
+                needed -= amount;
+            }
+        }
+        if needed > 1e-9 {
+            return None;
+        }
+    }
+    let offered = free
+        .iter()
+        .fold(Bundle::default(), |all, (_, bundle)| all.plus(bundle))
+        .ports;
+    let ports = pick_ports(&offered, wanted, host_net, require_ports)?;
+    for &port in &ports {
+        if let Some((role, _)) = free.iter().find(|(_, bundle)| bundle.ports.contains(port)) {
+            let from_role = taken.entry(role.to_string()).or_default();
+            from_role.ports = from_role.ports.plus_port(port);
+        }
+    }
+    Some((ports, Resources(taken)))
 }
 
 /// Picks host ports: fixed ones must be free; `0` (or non-required service ports) take free ones.
@@ -882,12 +944,17 @@ mod tests {
     }
 
     fn state() -> MarathonState {
+        state_with(RolePolicy::default())
+    }
+
+    fn state_with(roles: RolePolicy) -> MarathonState {
         MarathonState::new(
             Profile::V110,
             Timing {
                 staging_delay: Duration::ZERO,
                 time_scale: 0.0,
             },
+            roles,
         )
     }
 
@@ -957,6 +1024,66 @@ mod tests {
         );
         s.tick();
         assert_eq!(s.tasks_of(&id).len(), 1, "two ports only, one taken");
+    }
+
+    #[test]
+    fn ports_reserved_for_marathons_role_go_only_to_apps_that_accept_it() {
+        let mut s = state_with(RolePolicy {
+            mesos_role: Some("slave_public".into()),
+            default_accepted: Some(vec!["*".into()]),
+        });
+        s.set_agents(
+            vec![agent(
+                "a",
+                "h1",
+                "cpus:4;mem:1000;ports(slave_public):[80-80];ports:[31000-31000]",
+                "",
+            )],
+            true,
+        );
+        let random = add_app(
+            &mut s,
+            json!({"id": "/random", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 2}),
+        );
+        s.tick();
+        let placed = s.tasks_of(&random);
+        assert_eq!(placed.len(), 1, "port 80 is not offered to it");
+        assert_eq!(placed[0].ports, vec![31000]);
+
+        let edge = add_app(
+            &mut s,
+            json!({"id": "/edge", "cmd": "x", "cpus": 0.1, "mem": 10, "instances": 2,
+            "acceptedResourceRoles": ["*", "slave_public"], "requirePorts": true,
+            "portDefinitions": [{"port": 80}]}),
+        );
+        s.tick();
+        let placed = s.tasks_of(&edge);
+        assert_eq!(placed.len(), 1, "the reserved port 80 is taken once");
+        assert_eq!(placed[0].ports, vec![80]);
+        let taken = &placed[0].resources.0;
+        assert_eq!(taken["slave_public"].ports, Ranges(vec![(80, 80)]));
+        assert_eq!(taken["*"].cpus, 0.1, "cpus are unreserved only");
+    }
+
+    #[test]
+    fn a_role_marathon_is_not_registered_with_is_never_offered() {
+        let mut s = state();
+        s.set_agents(
+            vec![agent(
+                "a",
+                "h1",
+                "cpus(slave_public):4;mem(slave_public):1000;ports(slave_public):[80-80]",
+                "",
+            )],
+            true,
+        );
+        let id = add_app(
+            &mut s,
+            json!({"id": "/edge", "cmd": "x", "cpus": 0.1, "mem": 10,
+            "acceptedResourceRoles": ["slave_public"]}),
+        );
+        s.tick();
+        assert!(s.tasks_of(&id).is_empty());
     }
 
     #[test]

@@ -398,7 +398,7 @@ fn resource_protos(b: &Bundle, role: &str) -> Vec<Value> {
     v
 }
 
-fn task_json(m: &Master, framework_id: &str, t: &TaskReport) -> Value {
+fn task_json(m: &Master, f: &Framework, t: &TaskReport) -> Value {
     let statuses: Vec<Value> = t
         .statuses
         .iter()
@@ -415,7 +415,7 @@ fn task_json(m: &Master, framework_id: &str, t: &TaskReport) -> Value {
     let mut o = json!({
         "id": t.id,
         "name": t.name,
-        "framework_id": framework_id,
+        "framework_id": f.id,
         "executor_id": "",
         "slave_id": t.agent_id,
         "state": t.state,
@@ -423,7 +423,7 @@ fn task_json(m: &Master, framework_id: &str, t: &TaskReport) -> Value {
         "statuses": statuses,
     });
     if m.cfg.profile.current() {
-        o["role"] = json!(DEFAULT_ROLE);
+        o["role"] = json!(f.sync.role);
     }
     o
 }
@@ -432,13 +432,13 @@ fn framework_json(m: &Master, f: &Framework) -> Value {
     let gpus = m.cfg.profile.current();
     let live_tasks: Vec<&TaskReport> = f.sync.tasks.iter().filter(|t| live(&t.state)).collect();
     let used = ranges_of_tasks(&live_tasks);
-    let tasks: Vec<Value> = live_tasks.iter().map(|t| task_json(m, &f.id, t)).collect();
+    let tasks: Vec<Value> = live_tasks.iter().map(|t| task_json(m, f, t)).collect();
     let completed: Vec<Value> = f
         .sync
         .tasks
         .iter()
         .filter(|t| !live(&t.state))
-        .map(|t| task_json(m, &f.id, t))
+        .map(|t| task_json(m, f, t))
         .collect();
     let mut o = json!({
         "id": f.id,
@@ -453,7 +453,7 @@ fn framework_json(m: &Master, f: &Framework) -> Value {
         "user": "root",
         "failover_timeout": 604800.0,
         "checkpoint": true,
-        "role": DEFAULT_ROLE,
+        "role": f.sync.role,
         "registered_time": f.registered_time,
         "unregistered_time": 0.0,
         "resources": used.to_json(gpus),
@@ -584,7 +584,7 @@ async fn tasks(State(m): State<Shared>, uri: Uri) -> Response {
     let list: Vec<Value> = st
         .frameworks
         .values()
-        .flat_map(|f| f.sync.tasks.iter().map(|t| task_json(&m, &f.id, t)))
+        .flat_map(|f| f.sync.tasks.iter().map(|t| task_json(&m, f, t)))
         .collect();
     Json(json!({"tasks": list})).into_response()
 }

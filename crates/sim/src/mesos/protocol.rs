@@ -74,6 +74,8 @@ pub struct FrameworkSync {
     pub pid: String,
     /// Web UI URL.
     pub webui_url: String,
+    /// The role the framework registered with (`*` when none).
+    pub role: String,
     /// Framework capabilities.
     pub capabilities: Vec<String>,
     /// Every task the framework knows about.
