@@ -11,7 +11,7 @@ use serde_json::json;
 const AGENTS: &[(&str, &str, &str)] = &[
     (
         "services",
-        "cpus:4;mem:8192;disk:20000;ports:[80-80, 8081-8081, 31000-32000]",
+        "cpus:4;mem:8192;disk:20000;ports(slave_public):[80-80, 8081-8081];ports(*):[31000-32000]",
         "env:services",
     ),
     (
@@ -26,6 +26,14 @@ const AGENTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
+/// Marathon's role flags in the example: traefik's fixed ports are reserved for it.
+const EXAMPLE_ROLES: &[&str] = &[
+    "--mesos-role",
+    "slave_public",
+    "--default-accepted-resource-roles",
+    "*",
+];
+
 const APPS: &[&str] = &[
     "click-count-production",
     "click-count-staging",
@@ -37,7 +45,7 @@ const APPS: &[&str] = &[
 
 #[tokio::test]
 async fn click_count_cluster_converges_and_upgrades_obey_capacity() {
-    let c = Cluster::start("1.10", AGENTS, &[]);
+    let c = Cluster::start("1.10", AGENTS, EXAMPLE_ROLES);
     for name in APPS {
         let (s, _, body) = call("POST", &c.m("/v2/apps"), Some(&desired_app(name))).await;
         assert_eq!(s, 201, "{name}: {body}");
