@@ -463,9 +463,12 @@ impl MarathonState {
     /// Tries to place one instance of `app`; returns the task if an agent fits.
     fn place(&self, app: &Value) -> Option<Task> {
         let app_id = app["id"].as_str().unwrap_or_default();
-        let cpus = app["cpus"].as_f64().unwrap_or(1.0);
-        let mem = app["mem"].as_f64().unwrap_or(128.0);
-        let disk = app["disk"].as_f64().unwrap_or(0.0);
+        let need = Bundle {
+            cpus: app["cpus"].as_f64().unwrap_or(1.0),
+            mem: app["mem"].as_f64().unwrap_or(128.0),
+            disk: app["disk"].as_f64().unwrap_or(0.0),
+            ports: Ranges::default(),
+        };
         let roles = self.roles.usable_by(app);
         let host_net = app::network_mode(app) == "host";
         let require_ports = app["requirePorts"].as_bool().unwrap_or(false);
@@ -480,12 +483,6 @@ impl MarathonState {
                         .collect()
                 })
                 .unwrap_or_default()
-        };
-        let need = Bundle {
-            cpus,
-            mem,
-            disk,
-            ports: Ranges::default(),
         };
         for agent in self.agents.iter().filter(|a| a.active && !a.draining) {
             if !self.constraints_ok(app, agent) {
