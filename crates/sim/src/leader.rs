@@ -135,7 +135,8 @@ async fn run_zk(
     }
 }
 
-fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(zk::Error) -> Error + 'a {
+/// Wraps a ZooKeeper error with what was attempted where.
+pub(crate) fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(zk::Error) -> Error + 'a {
     move |source| Error::Zk {
         op,
         path: path.to_string(),

@@ -4,7 +4,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{call, eventually};
+use common::{agent, call, eventually, get};
 use converged_testkit::{SimProcess, ZkEnsemble};
 use serde_json::{Value, json};
 
@@ -146,6 +146,11 @@ async fn masters_elect_through_zookeeper_and_fail_over() {
 async fn marathons_elect_through_curator_latch_and_standby_proxies() {
     let zk = ZkEnsemble::start_on(&["127.0.0.34", "127.0.0.35", "127.0.0.36"]).unwrap();
     let master = SimProcess::mesos_master("127.0.0.1:0", &[]);
+    let _agent = agent(
+        &master.url,
+        "127.0.0.48",
+        ("a1", "cpus:1;mem:512;ports:[31000-31010]", "rack:r1"),
+    );
     let zk_url = zk.url("/marathon");
     let args = [
         "--master",
@@ -210,11 +215,40 @@ async fn marathons_elect_through_curator_latch_and_standby_proxies() {
     )
     .await;
     assert_eq!(l["leader"], marathons[leader].addr.to_string().as_str());
-    // Killing the leader moves leadership.
+    let running = eventually(
+        "the app's task running",
+        Duration::from_secs(20),
+        || async {
+            let app = get(&format!("{}/v2/apps/via", marathons[leader].url)).await;
+            (app["app"]["tasksRunning"] == json!(1)).then(|| app["app"]["tasks"][0]["id"].clone())
+        },
+    )
+    .await;
+    let framework = get(&format!("{}/v2/info", marathons[leader].url)).await["frameworkId"].clone();
+    assert!(framework.is_string(), "registered: {framework}");
+    // Killing the leader moves leadership; the new leader carries on from the state the old one
+    // stored: same app, same task, same framework.
     marathons[leader].kill();
     eventually("standby elected", Duration::from_secs(20), || async {
         let (s, h, v) = call("GET", &format!("{}/v2/info", marathons[standby].url), None).await;
         (s == 200 && v["elected"] == json!(true) && h.get("x-marathon-via").is_none()).then_some(())
     })
+    .await;
+    let app = get(&format!("{}/v2/apps/via", marathons[standby].url)).await;
+    assert_eq!(app["app"]["tasks"][0]["id"], running, "{app}");
+    eventually(
+        "re-registered as the same framework",
+        Duration::from_secs(20),
+        || async {
+            let info = get(&format!("{}/v2/info", marathons[standby].url)).await;
+            let frameworks = get(&format!("{}/master/frameworks", master.url)).await;
+            let ids: Vec<&Value> = frameworks["frameworks"]
+                .as_array()?
+                .iter()
+                .map(|f| &f["id"])
+                .collect();
+            (info["frameworkId"] == framework && ids == [&framework]).then_some(())
+        },
+    )
     .await;
 }

@@ -1193,7 +1193,7 @@ async fn group(State(m): State<Shared>, Path(path): Path<String>) -> Response {
 }
 
 async fn info(State(m): State<Shared>) -> Json<Value> {
-    let state = m.election.state();
+    let state = m.leadership();
     let zk = m.cfg.zk.clone();
     let mut o = json!({
         "name": "marathon",
@@ -1321,13 +1321,13 @@ async fn front(State(m): State<Shared>, req: Request, next: Next) -> Response {
     }
     let me = m.host_port();
     // Not the leader: wait up to 10 × 250 ms for one, then proxy or give up.
-    let mut state = m.election.state();
+    let mut state = m.leadership();
     for _ in 0..10 {
         if state.elected || state.leader.as_ref().is_some_and(|l| *l != me) {
             break;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
-        state = m.election.state();
+        state = m.leadership();
     }
     if !state.elected {
         return match state.leader.filter(|l| *l != me) {

@@ -3,18 +3,21 @@
 pub mod api;
 pub mod app;
 pub mod state;
+pub mod store;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use crate::leader::{Election, ZkGroup, parse_zk_url};
+use crate::leader::{Election, LeaderState, ZkGroup, parse_zk_url};
 use crate::mesos::locator::MasterLocator;
 use crate::mesos::protocol::{FrameworkSync, INTERNAL, SyncReply};
 use crate::resources::DEFAULT_ROLE;
 use crate::{Error, server};
 use app::Profile;
-use state::{MarathonState, RolePolicy, Timing};
+use state::{MarathonState, Persisted, RolePolicy, Timing};
+use store::StateStore;
 
 /// Configuration of one Marathon process.
 #[derive(Clone, Debug)]
@@ -51,6 +54,10 @@ pub struct Marathon {
     pub election: Election,
     state: Mutex<MarathonState>,
     framework_id: Mutex<Option<String>>,
+    /// Where the leader keeps its state, with `--zk`.
+    store: Option<StateStore>,
+    /// Whether this elected process has taken over the stored state.
+    recovered: AtomicBool,
 }
 
 impl Marathon {
@@ -68,6 +75,52 @@ impl Marathon {
     pub fn framework_id(&self) -> Option<String> {
         self.framework_id.lock().map(|g| g.clone()).unwrap_or(None)
     }
+
+    /// Leadership as the API sees it: with a store, an elected process leads only once it has
+    /// read what the previous leader stored, as Marathon loads its state before it serves.
+    pub fn leadership(&self) -> LeaderState {
+        let mut state = self.election.state();
+        if self.store.is_some() && !self.recovered.load(Ordering::SeqCst) {
+            state.elected = false;
+        }
+        state
+    }
+
+    fn set_framework_id(&self, id: Option<String>) {
+        if let Ok(mut g) = self.framework_id.lock() {
+            *g = id;
+        }
+    }
+
+    /// Takes over the state the previous leader stored; false if it could not be read, in which
+    /// case this leader must not schedule yet.
+    async fn take_over(&self, store: &StateStore) -> bool {
+        let bytes = match store.load().await {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => return true,
+            Err(e) => {
+                tracing::warn!(error = %e, "failed to read the stored state; not scheduling yet");
+                return false;
+            }
+        };
+        match serde_json::from_slice::<Persisted>(&bytes) {
+            Ok(stored) => {
+                self.set_framework_id(stored.framework_id.clone());
+                let mut st = self.lock();
+                st.restore(stored);
+                tracing::info!(
+                    apps = st.apps.len(),
+                    tasks = st.tasks.len(),
+                    "Recovered stored state"
+                );
+                true
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the stored state is unreadable; not scheduling");
+                false
+            }
+        }
+    }
 }
 
 async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
@@ -75,10 +128,24 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
     // The master's address and term: a master re-elected at the same address is a new master
     // whose agents have yet to re-register.
     let mut last_master: Option<(String, u64)> = None;
+    // What this process last read or wrote in the store while leading; `None` while not leading.
+    let mut stored: Option<Vec<u8>> = None;
     loop {
         tokio::time::sleep(m.cfg.tick).await;
         if !m.election.state().elected {
+            m.recovered.store(false, Ordering::SeqCst);
+            stored = None;
             continue;
+        }
+        if let Some(store) = &m.store
+            && stored.is_none()
+        {
+            if !m.take_over(store).await {
+                continue;
+            }
+            last_master = None;
+            stored = Some(m.lock().persisted(m.framework_id().as_deref()));
+            m.recovered.store(true, Ordering::SeqCst);
         }
         let reports = {
             let mut st = m.lock();
@@ -120,9 +187,7 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
                 if m.framework_id().is_none() {
                     tracing::info!(framework_id = %reply.framework_id, "Registered with Mesos");
                 }
-                if let Ok(mut g) = m.framework_id.lock() {
-                    *g = Some(reply.framework_id);
-                }
+                m.set_framework_id(Some(reply.framework_id));
                 let master = current.map(|url| (url, reply.master_term));
                 let same = master == last_master;
                 let mut st = m.lock();
@@ -135,6 +200,15 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
             Err(e) => {
                 tracing::debug!(error = %e, "failed to sync with master");
                 m.lock().agents.clear();
+            }
+        }
+        if let Some(store) = &m.store {
+            let now = m.lock().persisted(m.framework_id().as_deref());
+            if stored.as_ref() != Some(&now) {
+                match store.save(&now).await {
+                    Ok(()) => stored = Some(now),
+                    Err(e) => tracing::warn!(error = %e, "failed to store the state"),
+                }
             }
         }
     }
@@ -170,6 +244,13 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
         }
         None => Election::fixed(me),
     };
+    let store = match &cfg.zk {
+        Some(url) => {
+            let (servers, path) = parse_zk_url(url)?;
+            Some(StateStore::new(servers, &path, cfg.zk_session_timeout))
+        }
+        None => None,
+    };
     let m = Arc::new(Marathon {
         state: Mutex::new(MarathonState::new(
             cfg.profile,
@@ -179,6 +260,8 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
         cfg,
         election,
         framework_id: Mutex::new(None),
+        store,
+        recovered: AtomicBool::new(false),
     });
     tokio::spawn(scheduler(m.clone(), locator));
     Ok(m)

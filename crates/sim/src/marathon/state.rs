@@ -5,6 +5,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant, SystemTime};
 
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::marathon::app::{self, Profile};
@@ -13,7 +14,7 @@ use crate::resources::{Bundle, DEFAULT_ROLE, Ranges, Resources};
 use crate::server::{epoch_secs, iso};
 
 /// A deployment action kind [`MAR@HEAD:M/core/deployment/DeploymentPlan.scala`].
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ActionKind {
     /// `StartApplication` (scale to 0).
     Start,
@@ -38,7 +39,7 @@ impl ActionKind {
 }
 
 /// One action of a step.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Action {
     /// What to do.
     pub kind: ActionKind,
@@ -48,7 +49,7 @@ pub struct Action {
 }
 
 /// A running deployment plan.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Deployment {
     /// Plan id (UUID v4).
     pub id: String,
@@ -65,7 +66,7 @@ pub struct Deployment {
 }
 
 /// An app and its history.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct AppEntry {
     /// Canonical definition (with `version`).
     pub def: Value,
@@ -93,7 +94,7 @@ pub struct Health {
 }
 
 /// A task (one instance).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Task {
     /// Mesos task id.
     pub id: String,
@@ -109,16 +110,21 @@ pub struct Task {
     pub service_ports: Vec<u32>,
     /// When staged.
     pub staged_at: SystemTime,
+    #[serde(skip, default = "Instant::now")]
     staged_instant: Instant,
     /// When it became running.
     pub started_at: Option<SystemTime>,
+    #[serde(skip)]
     started_instant: Option<Instant>,
     /// Config version of the app it runs.
     pub version: String,
     /// Resources taken, by the role they were taken from.
     pub resources: Resources,
-    /// Health (only with health checks, after the first check).
+    /// Health (only with health checks, after the first check); not stored, as Marathon keeps
+    /// health in memory and checks again after a failover.
+    #[serde(skip)]
     pub health: Option<Health>,
+    #[serde(skip)]
     next_check: Option<Instant>,
 }
 
@@ -186,6 +192,27 @@ impl RolePolicy {
         usable.dedup();
         usable
     }
+}
+
+/// What the leading Marathon keeps in ZooKeeper, so that the next leader carries on with the
+/// same framework, apps, deployments and tasks (`--zk`, "ZooKeeper URL for storing state"
+/// [`MAR@1.1.1:docs/command-line-flags.md`]). The layout is the simulator's own.
+#[derive(Debug, Deserialize)]
+pub struct Persisted {
+    /// The Mesos framework id the next leader re-registers with.
+    pub framework_id: Option<String>,
+    apps: BTreeMap<String, AppEntry>,
+    deployments: Vec<Deployment>,
+    tasks: BTreeMap<String, Task>,
+}
+
+/// [`Persisted`] borrowed from the live state, for writing.
+#[derive(Serialize)]
+struct PersistedView<'a> {
+    framework_id: Option<&'a str>,
+    apps: &'a BTreeMap<String, AppEntry>,
+    deployments: &'a [Deployment],
+    tasks: &'a BTreeMap<String, Task>,
 }
 
 /// Marathon's whole state.
@@ -257,6 +284,31 @@ impl MarathonState {
             finished: Vec::new(),
             queued_since: BTreeMap::new(),
             seen_agents: BTreeSet::new(),
+        }
+    }
+
+    /// What a next leader needs, serialized for ZooKeeper.
+    pub fn persisted(&self, framework_id: Option<&str>) -> Vec<u8> {
+        serde_json::to_vec(&PersistedView {
+            framework_id,
+            apps: &self.apps,
+            deployments: &self.deployments,
+            tasks: &self.tasks,
+        })
+        .expect("string-keyed maps of JSON values and plain structs serialize")
+    }
+
+    /// Takes over what the previous leader stored. Tasks count as just staged or started (their
+    /// timers start again) and are health checked at once.
+    pub fn restore(&mut self, stored: Persisted) {
+        let now = Instant::now();
+        self.apps = stored.apps;
+        self.deployments = stored.deployments;
+        self.tasks = stored.tasks;
+        for task in self.tasks.values_mut() {
+            task.staged_instant = now;
+            task.started_instant = task.started_at.map(|_| now);
+            task.next_check = task.started_instant;
         }
     }
 

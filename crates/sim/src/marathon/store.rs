@@ -1,0 +1,90 @@
+//! Marathon's state in ZooKeeper (I/O): the leader writes what changed after each tick, a newly
+//! elected leader reads it before it schedules anything.
+
+use std::time::Duration;
+
+use tokio::sync::Mutex;
+use zookeeper_client as zk;
+
+use crate::Error;
+use crate::leader::zk_err;
+
+/// One znode holding [`crate::marathon::state::Persisted`] as JSON, under `<zk path>/state`.
+pub struct StateStore {
+    servers: String,
+    znode: String,
+    session_timeout: Duration,
+    client: Mutex<Option<zk::Client>>,
+}
+
+impl StateStore {
+    /// The store of the Marathon whose `--zk` is `servers` + `path`.
+    pub fn new(servers: String, path: &str, session_timeout: Duration) -> Self {
+        Self {
+            servers,
+            znode: format!("{path}/state/sim-snapshot"),
+            session_timeout,
+            client: Mutex::new(None),
+        }
+    }
+
+    /// The stored state, `None` before any leader wrote one.
+    pub async fn load(&self) -> Result<Option<Vec<u8>>, Error> {
+        let client = self.client().await?;
+        match client.get_data(&self.znode).await {
+            Ok((bytes, _)) => Ok(Some(bytes)),
+            Err(zk::Error::NoNode) => Ok(None),
+            Err(e) => Err(self.forget(zk_err("read state", &self.znode)(e)).await),
+        }
+    }
+
+    /// Replaces the stored state.
+    pub async fn save(&self, bytes: &[u8]) -> Result<(), Error> {
+        let client = self.client().await?;
+        let written = match client.set_data(&self.znode, bytes, None).await {
+            Err(zk::Error::NoNode) => {
+                let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+                client
+                    .create(&self.znode, bytes, &options)
+                    .await
+                    .map(|_| ())
+            }
+            other => other.map(|_| ()),
+        };
+        match written {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.forget(zk_err("write state", &self.znode)(e)).await),
+        }
+    }
+
+    /// The session, connecting (and creating the parent znode) when there is none.
+    async fn client(&self) -> Result<zk::Client, Error> {
+        let mut slot = self.client.lock().await;
+        if let Some(client) = slot.as_ref() {
+            return Ok(client.clone());
+        }
+        let client = zk::Client::connector()
+            .with_session_timeout(self.session_timeout)
+            .with_connection_timeout(Duration::from_millis(1000))
+            .connect(&self.servers)
+            .await
+            .map_err(zk_err("connect", &self.servers))?;
+        let parent = self
+            .znode
+            .rsplit_once('/')
+            .map_or("/", |(parent, _)| parent);
+        let directory = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+        match client.mkdir(parent, &directory).await {
+            Ok(()) | Err(zk::Error::NodeExists) => {}
+            Err(e) => return Err(zk_err("create state directory", parent)(e)),
+        }
+        *slot = Some(client.clone());
+        Ok(client)
+    }
+
+    /// Drops the session after a failure, so the next call starts a new one.
+    async fn forget(&self, error: Error) -> Error {
+        *self.client.lock().await = None;
+        error
+    }
+}
