@@ -46,6 +46,12 @@ pub enum Error {
         #[source]
         source: zookeeper_client::Error,
     },
+    /// Another Marathon wrote the stored state since this one last read or wrote it.
+    #[error("another leader wrote the state at {path}")]
+    StateSuperseded {
+        /// Znode path of the state.
+        path: String,
+    },
     /// An HTTP call to another simulated process failed.
     #[error("failed to call {url}")]
     Http {

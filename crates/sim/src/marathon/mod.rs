@@ -207,6 +207,12 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
             if stored.as_ref() != Some(&now) {
                 match store.save(&now).await {
                     Ok(()) => stored = Some(now),
+                    Err(e @ Error::StateSuperseded { .. }) => {
+                        // Whoever wrote it leads, or led after us: take over what it stored.
+                        tracing::warn!(error = %e, "the stored state moved on; reading it again");
+                        m.recovered.store(false, Ordering::SeqCst);
+                        stored = None;
+                    }
                     Err(e) => tracing::warn!(error = %e, "failed to store the state"),
                 }
             }

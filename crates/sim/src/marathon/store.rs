@@ -15,6 +15,9 @@ pub struct StateStore {
     znode: String,
     session_timeout: Duration,
     client: Mutex<Option<zk::Client>>,
+    /// The znode version this process last read or wrote: a write expects it, so a deposed
+    /// leader cannot overwrite what its successor stored.
+    version: Mutex<Option<i32>>,
 }
 
 impl StateStore {
@@ -25,35 +28,54 @@ impl StateStore {
             znode: format!("{path}/state/sim-snapshot"),
             session_timeout,
             client: Mutex::new(None),
+            version: Mutex::new(None),
         }
     }
 
     /// The stored state, `None` before any leader wrote one.
     pub async fn load(&self) -> Result<Option<Vec<u8>>, Error> {
         let client = self.client().await?;
-        match client.get_data(&self.znode).await {
-            Ok((bytes, _)) => Ok(Some(bytes)),
-            Err(zk::Error::NoNode) => Ok(None),
-            Err(e) => Err(self.forget(zk_err("read state", &self.znode)(e)).await),
-        }
+        let (bytes, version) = match client.get_data(&self.znode).await {
+            Ok((bytes, stat)) => (Some(bytes), Some(stat.version)),
+            Err(zk::Error::NoNode) => (None, None),
+            Err(e) => return Err(self.forget(zk_err("read state", &self.znode)(e)).await),
+        };
+        *self.version.lock().await = version;
+        Ok(bytes)
     }
 
-    /// Replaces the stored state.
+    /// Replaces the stored state, unless another process wrote it since this one last read or
+    /// wrote it ([`Error::StateSuperseded`]).
     pub async fn save(&self, bytes: &[u8]) -> Result<(), Error> {
         let client = self.client().await?;
-        let written = match client.set_data(&self.znode, bytes, None).await {
-            Err(zk::Error::NoNode) => {
+        let mut version = self.version.lock().await;
+        let written = match *version {
+            Some(expected) => client
+                .set_data(&self.znode, bytes, Some(expected))
+                .await
+                .map(|stat| stat.version),
+            None => {
                 let options = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
                 client
                     .create(&self.znode, bytes, &options)
                     .await
-                    .map(|_| ())
+                    .map(|(stat, _)| stat.version)
             }
-            other => other.map(|_| ()),
         };
         match written {
-            Ok(()) => Ok(()),
-            Err(e) => Err(self.forget(zk_err("write state", &self.znode)(e)).await),
+            Ok(new) => {
+                *version = Some(new);
+                Ok(())
+            }
+            Err(zk::Error::BadVersion | zk::Error::NodeExists | zk::Error::NoNode) => {
+                Err(Error::StateSuperseded {
+                    path: self.znode.clone(),
+                })
+            }
+            Err(e) => {
+                drop(version);
+                Err(self.forget(zk_err("write state", &self.znode)(e)).await)
+            }
         }
     }
 
