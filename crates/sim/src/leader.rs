@@ -144,6 +144,26 @@ pub(crate) fn zk_err<'a>(op: &'static str, path: &'a str) -> impl FnOnce(zk::Err
     }
 }
 
+/// A new ZooKeeper session, with the persistent znode `dir` (and its parents) created.
+pub(crate) async fn connect(
+    servers: &str,
+    session_timeout: Duration,
+    dir: &str,
+    create_op: &'static str,
+) -> Result<zk::Client, Error> {
+    let client = zk::Client::connector()
+        .with_session_timeout(session_timeout)
+        .with_connection_timeout(Duration::from_millis(1000))
+        .connect(servers)
+        .await
+        .map_err(zk_err("connect", servers))?;
+    let persistent = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
+    match client.mkdir(dir, &persistent).await {
+        Ok(()) | Err(zk::Error::NodeExists) => Ok(client),
+        Err(e) => Err(zk_err(create_op, dir)(e)),
+    }
+}
+
 /// One ZooKeeper session: returns `Ok(Some(pause))` after an abdication, `Ok(None)` when the session
 /// is lost.
 async fn zk_session(
@@ -152,17 +172,13 @@ async fn zk_session(
     tx: &watch::Sender<LeaderState>,
     abdicate: &mut mpsc::Receiver<Duration>,
 ) -> Result<Option<Duration>, Error> {
-    let client = zk::Client::connector()
-        .with_session_timeout(group.session_timeout)
-        .with_connection_timeout(Duration::from_millis(1000))
-        .connect(&group.servers)
-        .await
-        .map_err(zk_err("connect", &group.servers))?;
-    let dir = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-    match client.mkdir(&group.path, &dir).await {
-        Ok(()) | Err(zk::Error::NodeExists) => {}
-        Err(e) => return Err(zk_err("create group", &group.path)(e)),
-    }
+    let client = connect(
+        &group.servers,
+        group.session_timeout,
+        &group.path,
+        "create group",
+    )
+    .await?;
     let mine = match data {
         Some(d) => {
             let prefix = format!("{}/{}", group.path, group.prefix);

@@ -7,7 +7,7 @@ use tokio::sync::Mutex;
 use zookeeper_client as zk;
 
 use crate::Error;
-use crate::leader::zk_err;
+use crate::leader::{connect, zk_err};
 
 /// One znode holding [`crate::marathon::state::Persisted`] as JSON, under `<zk path>/state`.
 pub struct StateStore {
@@ -85,21 +85,17 @@ impl StateStore {
         if let Some(client) = slot.as_ref() {
             return Ok(client.clone());
         }
-        let client = zk::Client::connector()
-            .with_session_timeout(self.session_timeout)
-            .with_connection_timeout(Duration::from_millis(1000))
-            .connect(&self.servers)
-            .await
-            .map_err(zk_err("connect", &self.servers))?;
         let parent = self
             .znode
             .rsplit_once('/')
             .map_or("/", |(parent, _)| parent);
-        let directory = zk::CreateMode::Persistent.with_acls(zk::Acls::anyone_all());
-        match client.mkdir(parent, &directory).await {
-            Ok(()) | Err(zk::Error::NodeExists) => {}
-            Err(e) => return Err(zk_err("create state directory", parent)(e)),
-        }
+        let client = connect(
+            &self.servers,
+            self.session_timeout,
+            parent,
+            "create state directory",
+        )
+        .await?;
         *slot = Some(client.clone());
         Ok(client)
     }
