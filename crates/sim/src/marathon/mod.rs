@@ -128,23 +128,22 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
     // The master's address and term: a master re-elected at the same address is a new master
     // whose agents have yet to re-register.
     let mut last_master: Option<(String, u64)> = None;
-    // What this process last read or wrote in the store while leading; `None` while not leading.
-    let mut stored: Option<Vec<u8>> = None;
+    // What this process last read from or wrote to the store, to write only what changed.
+    let mut stored: Vec<u8> = Vec::new();
     loop {
         tokio::time::sleep(m.cfg.tick).await;
         if !m.election.state().elected {
             m.recovered.store(false, Ordering::SeqCst);
-            stored = None;
             continue;
         }
         if let Some(store) = &m.store
-            && stored.is_none()
+            && !m.recovered.load(Ordering::SeqCst)
         {
             if !m.take_over(store).await {
                 continue;
             }
             last_master = None;
-            stored = Some(m.lock().persisted(m.framework_id().as_deref()));
+            stored = m.lock().persisted(m.framework_id().as_deref());
             m.recovered.store(true, Ordering::SeqCst);
         }
         let reports = {
@@ -204,14 +203,13 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
         }
         if let Some(store) = &m.store {
             let now = m.lock().persisted(m.framework_id().as_deref());
-            if stored.as_ref() != Some(&now) {
+            if stored != now {
                 match store.save(&now).await {
-                    Ok(()) => stored = Some(now),
+                    Ok(()) => stored = now,
                     Err(e @ Error::StateSuperseded { .. }) => {
                         // Whoever wrote it leads, or led after us: take over what it stored.
                         tracing::warn!(error = %e, "the stored state moved on; reading it again");
                         m.recovered.store(false, Ordering::SeqCst);
-                        stored = None;
                     }
                     Err(e) => tracing::warn!(error = %e, "failed to store the state"),
                 }
