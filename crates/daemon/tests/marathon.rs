@@ -16,7 +16,7 @@ use converged_core::reconciler::Registry;
 use converged_core::secret::SecretRef;
 use converged_mesos::marathon::api::{AppBody, HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
-use converged_testkit::{SimProcess, copy_dir};
+use converged_testkit::{EXAMPLE_MARATHON_ROLES, SimProcess, copy_dir};
 use serde_json::{Value, json};
 use tokio_util::sync::CancellationToken;
 
@@ -79,11 +79,8 @@ impl Cluster {
             "--tick",
             "50ms",
             "--admin",
-            "--mesos-role",
-            "slave_public",
-            "--default-accepted-resource-roles",
-            "*",
         ];
+        args.extend_from_slice(EXAMPLE_MARATHON_ROLES);
         args.extend_from_slice(extra);
         let marathon = SimProcess::marathon("127.0.0.1:0", &args);
         Self {

@@ -5,7 +5,7 @@ mod common;
 use std::time::Duration;
 
 use common::{Cluster, call, deployments_done, desired_app, eventually, get};
-use converged_testkit::SimProcess;
+use converged_testkit::{EXAMPLE_MARATHON_ROLES, SimProcess};
 use serde_json::json;
 
 const AGENTS: &[(&str, &str, &str)] = &[
@@ -26,14 +26,6 @@ const AGENTS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Marathon's role flags in the example: traefik's fixed ports are reserved for it.
-const EXAMPLE_ROLES: &[&str] = &[
-    "--mesos-role",
-    "slave_public",
-    "--default-accepted-resource-roles",
-    "*",
-];
-
 const APPS: &[&str] = &[
     "click-count-production",
     "click-count-staging",
@@ -45,7 +37,7 @@ const APPS: &[&str] = &[
 
 #[tokio::test]
 async fn click_count_cluster_converges_and_upgrades_obey_capacity() {
-    let c = Cluster::start("1.10", AGENTS, EXAMPLE_ROLES);
+    let c = Cluster::start("1.10", AGENTS, EXAMPLE_MARATHON_ROLES);
     for name in APPS {
         let (s, _, body) = call("POST", &c.m("/v2/apps"), Some(&desired_app(name))).await;
         assert_eq!(s, 201, "{name}: {body}");

@@ -16,6 +16,15 @@ pub mod sandbox;
 
 pub use hosts::{HostOptions, TestHost, TestHosts};
 
+/// The simulated Marathon's flags for the example's `MARATHON_MESOS_ROLE` and
+/// `MARATHON_DEFAULT_ACCEPTED_RESOURCE_ROLES`: agents reserve traefik's fixed ports for this role.
+pub const EXAMPLE_MARATHON_ROLES: &[&str] = &[
+    "--mesos-role",
+    "slave_public",
+    "--default-accepted-resource-roles",
+    "*",
+];
+
 /// An API recorder for tests that do not look at metrics.
 pub struct NoMetrics;
 

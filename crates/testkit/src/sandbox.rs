@@ -270,6 +270,11 @@ fn write_desired_state(
         .replace("vpc-0a1b2c3d4e5f60718", vpc)
         .replace("subnet-0a1b2c3d4e5f60718", subnet);
     let sim = sim.display();
+    let marathon_roles = crate::EXAMPLE_MARATHON_ROLES
+        .iter()
+        .map(|flag| format!("{flag:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     let services = format!(
         r#"[services.zookeeper]
 ports = [2181, 2888, 3888]
@@ -286,7 +291,7 @@ exec = {{ command = ["{sim}", "mesos-agent", "--listen", "{{{{address}}}}:5051",
 
 [services.marathon]
 ports = [8080]
-exec = {{ command = ["{sim}", "marathon", "--listen", "{{{{address}}}}:8080", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--zk", "zk://{{{{zookeeper_connect}}}}/marathon", "--time-scale", "0.05", "--staging-delay", "200ms", "--mesos-role", "slave_public", "--default-accepted-resource-roles", "*"] }}
+exec = {{ command = ["{sim}", "marathon", "--listen", "{{{{address}}}}:8080", "--master", "zk://{{{{zookeeper_connect}}}}/mesos", "--zk", "zk://{{{{zookeeper_connect}}}}/marathon", "--time-scale", "0.05", "--staging-delay", "200ms", {marathon_roles}] }}
 
 [kinds.marathon_app]
 mode = "enforce"
