@@ -1,10 +1,11 @@
 //! converged-core: the desired-state model and its validation, resource identities, plans,
-//! conditions, backoff and the `Reconciler` trait. Pure: nothing in this crate performs I/O
-//! except `load`, which reads the desired-state folder from disk.
+//! conditions, backoff, the decision core and the `Reconciler` trait. Pure: nothing in this
+//! crate performs I/O except `load`, which reads the desired-state folder from disk.
 
 pub mod api;
 pub mod backoff;
 pub mod condition;
+pub mod decide;
 pub mod error;
 pub mod load;
 mod locate;
