@@ -1,6 +1,8 @@
 //! Loading the desired-state folder: reads `cluster.toml` and `apps/*.json` (the only file I/O
 //! in this crate), parses them strictly, validates them and reports every problem at once with
-//! file, line, column and field path.
+//! file, line, column and field path. Only regular files inside the folder, within a size
+//! limit, are ever opened: a pipe, socket or device dropped into the folder is reported, never
+//! waited on.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,7 @@ pub const CLUSTER_FILE: &str = "cluster.toml";
 pub const APPS_DIR: &str = "apps";
 
 /// One thing wrong with the desired state, located as precisely as the file allows.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct Problem {
     /// Relative to the desired-state folder, e.g. `apps/gitlab.json`.
     pub file: String,
@@ -55,47 +57,37 @@ pub struct LoadError {
     pub problems: Vec<Problem>,
 }
 
-/// Reads, parses and validates the desired-state folder.
+/// Reads, parses and validates the desired-state folder. Only regular files inside the folder
+/// within their size limits are opened (see [`MAX_APP_FILE_BYTES`], [`MAX_CLUSTER_FILE_BYTES`]);
+/// anything else is a problem naming the file, so whatever sits in the folder, this returns
+/// without waiting on a pipe, socket or device.
 pub fn load_desired_state(dir: &Path) -> Result<DesiredState, LoadError> {
     let fail = |revision, problems| LoadError {
         dir: dir.to_owned(),
         revision,
         problems,
     };
-    if !dir.is_dir() {
-        return Err(fail(
-            None,
-            vec![whole_file(
-                &dir.display().to_string(),
-                "the desired-state folder does not exist or is not a directory",
-            )],
-        ));
-    }
+    let Walk {
+        files,
+        mut problems,
+    } = walk(dir).map_err(|problem| fail(None, vec![problem]))?;
     let mut sources = Vec::new();
-    let mut problems = Vec::new();
-    match std::fs::read_to_string(dir.join(CLUSTER_FILE)) {
-        Ok(text) => sources.push((CLUSTER_FILE.to_owned(), text)),
-        Err(err) => problems.push(whole_file(
-            CLUSTER_FILE,
-            &format!(
-                "cannot read it ({}): every desired state needs at least `[cluster]` with a `name`",
-                err.kind()
-            ),
-        )),
-    }
-    match list_app_files(&dir.join(APPS_DIR)) {
-        Ok(names) => {
-            for name in names {
-                let relative = format!("{APPS_DIR}/{name}");
-                match std::fs::read_to_string(dir.join(&relative)) {
-                    Ok(text) => sources.push((relative, text)),
-                    Err(err) => {
-                        problems.push(whole_file(&relative, &format!("cannot read it: {err}")));
-                    }
-                }
+    for (relative, inspected) in files {
+        let limit = limit_for(&relative);
+        match inspected.and_then(|file| read_bounded(&file, limit)) {
+            Ok(text) => sources.push((relative, text)),
+            Err(Unreadable::Io(err)) if relative == CLUSTER_FILE => problems.push(whole_file(
+                CLUSTER_FILE,
+                &format!(
+                    "cannot read it ({}): every desired state needs at least `[cluster]` with a `name`",
+                    err.kind()
+                ),
+            )),
+            Err(Unreadable::Io(err)) => {
+                problems.push(whole_file(&relative, &format!("cannot read it: {err}")));
             }
+            Err(Unreadable::Refused(message)) => problems.push(whole_file(&relative, &message)),
         }
-        Err(err) => problems.push(whole_file(APPS_DIR, &format!("cannot list it: {err}"))),
     }
     let revision = revision_of(&sources);
     match parse_sources(&sources, revision.clone()) {
@@ -417,8 +409,9 @@ fn whole_file(file: &str, message: &str) -> Problem {
 }
 
 /// What the folder looks like on disk without reading any file: every file that would be
-/// loaded with its size, modification time and inode. Equal fingerprints mean a reload would
-/// read the same bytes (editors that replace a file change its inode), so a cycle can skip it.
+/// loaded with its size, modification time and inode (of the file a symlink leads to). Equal
+/// fingerprints mean a reload would read the same bytes (editors that replace a file change its
+/// inode), so a cycle can skip it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fingerprint(Vec<(String, u64, Option<std::time::SystemTime>, u64)>);
 
@@ -434,35 +427,290 @@ impl Fingerprint {
     }
 }
 
+/// The folder's fingerprint, from metadata alone (nothing is opened, so nothing can block), by
+/// the same rules as [`load_desired_state`]. `None` when the folder cannot load as it stands (no
+/// `cluster.toml`, a file that would be refused): there is nothing to skip, and each load then
+/// reports why, cheaply, since refused files are never read.
 pub fn fingerprint(dir: &Path) -> Option<Fingerprint> {
     use std::os::unix::fs::MetadataExt;
+    let walk = walk(dir).ok()?;
+    if !walk.problems.is_empty() {
+        return None;
+    }
     let mut entries = Vec::new();
-    let mut add = |relative: String| -> Option<()> {
-        let metadata = std::fs::metadata(dir.join(&relative)).ok()?;
+    for (relative, inspected) in walk.files {
+        let metadata = inspected.ok()?.metadata;
         entries.push((
             relative,
             metadata.len(),
             metadata.modified().ok(),
             metadata.ino(),
         ));
-        Some(())
-    };
-    add(CLUSTER_FILE.to_owned())?;
-    for name in list_app_files(&dir.join(APPS_DIR)).ok()? {
-        add(format!("{APPS_DIR}/{name}"))?;
     }
     Some(Fingerprint(entries))
 }
 
-/// `*.json` file names in `apps/`, sorted; a missing folder means no apps.
-fn list_app_files(dir: &Path) -> std::io::Result<Vec<String>> {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(err) if err.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(err) => return Err(err),
+/// The largest app file read. Marathon keeps an app definition in one ZooKeeper node, which its
+/// `--zk_max_node_size` limits to 1 MiB by default: a larger definition could never be stored.
+pub const MAX_APP_FILE_BYTES: u64 = MIB;
+
+/// The largest `cluster.toml` read: far above any real cluster (a thousand nodes take about
+/// 200 KiB), low enough that a wrong or runaway file cannot fill the daemon's memory.
+pub const MAX_CLUSTER_FILE_BYTES: u64 = 4 * MIB;
+
+/// A size limit and the reason given when a file exceeds it.
+struct Limit {
+    bytes: u64,
+    what: &'static str,
+    why: &'static str,
+}
+
+const APP_LIMIT: Limit = Limit {
+    bytes: MAX_APP_FILE_BYTES,
+    what: "an app file",
+    why: "Marathon keeps an app definition in one ZooKeeper node, 1 MiB by default (`--zk_max_node_size`)",
+};
+
+const CLUSTER_LIMIT: Limit = Limit {
+    bytes: MAX_CLUSTER_FILE_BYTES,
+    what: "cluster.toml",
+    why: "no real cluster comes near it; the limit keeps a wrong or runaway file out of memory",
+};
+
+fn limit_for(relative: &str) -> &'static Limit {
+    if relative == CLUSTER_FILE {
+        &CLUSTER_LIMIT
+    } else {
+        &APP_LIMIT
+    }
+}
+
+/// Why a file of the desired state is not read.
+enum Unreadable {
+    /// It could not be looked at or read (missing, no permission): the system's reason.
+    Io(std::io::Error),
+    /// It was looked at and breaks a rule: what it is and the rule.
+    Refused(String),
+}
+
+impl From<std::io::Error> for Unreadable {
+    fn from(err: std::io::Error) -> Self {
+        Self::Io(err)
+    }
+}
+
+/// A file that may be read: a regular file inside the folder, within its limit, as its
+/// metadata said before anything opened it.
+struct Readable {
+    /// With every symlink resolved, so opening it follows none.
+    path: PathBuf,
+    metadata: std::fs::Metadata,
+}
+
+/// The files of the desired state (`cluster.toml` first, then `apps/*.json` by name), each
+/// inspected from its metadata but none opened.
+struct Walk {
+    files: Vec<(String, Result<Readable, Unreadable>)>,
+    /// Problems with `apps/` itself, which hide its files.
+    problems: Vec<Problem>,
+}
+
+/// Finds and inspects the folder's files. Fails only when the folder itself is missing.
+fn walk(dir: &Path) -> Result<Walk, Problem> {
+    let root = match std::fs::canonicalize(dir) {
+        Ok(root) if root.is_dir() => root,
+        _ => {
+            return Err(whole_file(
+                &dir.display().to_string(),
+                "the desired-state folder does not exist or is not a directory",
+            ));
+        }
     };
+    let mut files = vec![(
+        CLUSTER_FILE.to_owned(),
+        inspect(&root, &root.join(CLUSTER_FILE), &CLUSTER_LIMIT),
+    )];
+    let mut problems = Vec::new();
+    match apps_folder(&root) {
+        Ok(None) => {}
+        Ok(Some(apps)) => match list_app_files(&apps) {
+            Ok(names) => {
+                for name in names {
+                    let inspected = inspect(&root, &apps.join(&name), &APP_LIMIT);
+                    files.push((format!("{APPS_DIR}/{name}"), inspected));
+                }
+            }
+            Err(err) => problems.push(whole_file(APPS_DIR, &format!("cannot list it: {err}"))),
+        },
+        Err(Unreadable::Io(err)) => {
+            problems.push(whole_file(APPS_DIR, &format!("cannot list it: {err}")));
+        }
+        Err(Unreadable::Refused(message)) => problems.push(whole_file(APPS_DIR, &message)),
+    }
+    Ok(Walk { files, problems })
+}
+
+/// `apps/` with symlinks resolved, `None` when there is none (no apps).
+fn apps_folder(root: &Path) -> Result<Option<PathBuf>, Unreadable> {
+    let path = root.join(APPS_DIR);
+    let (resolved, metadata) = match resolve_inside(root, &path) {
+        Err(Unreadable::Io(err)) if err.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(None);
+        }
+        other => other?,
+    };
+    if metadata.is_dir() {
+        return Ok(Some(resolved));
+    }
+    Err(Unreadable::Refused(format!(
+        "{}, not a directory; app files go directly in `{APPS_DIR}/`",
+        describe(&path, &resolved, &metadata)
+    )))
+}
+
+/// Decides from metadata alone (lstat, readlink, stat: nothing that opens the file, so nothing
+/// that can wait on a writer) whether the file at `path` may be read.
+fn inspect(root: &Path, path: &Path, limit: &Limit) -> Result<Readable, Unreadable> {
+    let (resolved, metadata) = resolve_inside(root, path)?;
+    if !metadata.is_file() {
+        return Err(Unreadable::Refused(format!(
+            "{}; only regular files are read",
+            describe(path, &resolved, &metadata)
+        )));
+    }
+    check_size(metadata.len(), limit)?;
+    Ok(Readable {
+        path: resolved,
+        metadata,
+    })
+}
+
+/// Follows `path`'s symlinks, refusing one that leads outside the folder, and returns where it
+/// leads with that file's metadata.
+fn resolve_inside(root: &Path, path: &Path) -> Result<(PathBuf, std::fs::Metadata), Unreadable> {
+    let own = std::fs::symlink_metadata(path)?;
+    if !own.file_type().is_symlink() {
+        return Ok((path.to_owned(), own));
+    }
+    let resolved = match std::fs::canonicalize(path) {
+        Ok(resolved) => resolved,
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => {
+            let target = std::fs::read_link(path)?;
+            return Err(Unreadable::Refused(format!(
+                "is a symlink to {}, which does not exist",
+                target.display()
+            )));
+        }
+        Err(err) => return Err(err.into()),
+    };
+    if !resolved.starts_with(root) {
+        return Err(Unreadable::Refused(format!(
+            "is a symlink to {}, outside the desired-state folder",
+            resolved.display()
+        )));
+    }
+    let metadata = std::fs::metadata(&resolved)?;
+    Ok((resolved, metadata))
+}
+
+/// "is a named pipe", or "is a symlink to X, which is a named pipe".
+fn describe(path: &Path, resolved: &Path, metadata: &std::fs::Metadata) -> String {
+    use std::os::unix::fs::FileTypeExt;
+    let kind = metadata.file_type();
+    let what = if kind.is_fifo() {
+        "a named pipe"
+    } else if kind.is_socket() {
+        "a socket"
+    } else if kind.is_char_device() {
+        "a character device"
+    } else if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_dir() {
+        "a directory"
+    } else if kind.is_file() {
+        "a regular file"
+    } else {
+        "a special file"
+    };
+    if path == resolved {
+        format!("is {what}")
+    } else {
+        format!("is a symlink to {}, which is {what}", resolved.display())
+    }
+}
+
+fn check_size(bytes: u64, limit: &Limit) -> Result<(), Unreadable> {
+    if bytes <= limit.bytes {
+        return Ok(());
+    }
+    Err(Unreadable::Refused(format!(
+        "is {}; {}",
+        size(bytes),
+        limit.rule()
+    )))
+}
+
+impl Limit {
+    /// "an app file may be at most 1 MiB: Marathon keeps …"
+    fn rule(&self) -> String {
+        format!(
+            "{} may be at most {} MiB: {}",
+            self.what,
+            self.bytes / MIB,
+            self.why
+        )
+    }
+}
+
+const MIB: u64 = 1024 * 1024;
+
+/// `2.0 MiB (2097152 bytes)`: the rounded size to compare with the limit, the exact one to
+/// compare with `ls -l`.
+fn size(bytes: u64) -> String {
+    format!(
+        "{}.{} MiB ({bytes} bytes)",
+        bytes / MIB,
+        bytes % MIB * 10 / MIB
+    )
+}
+
+/// Opens an inspected file and reads at most its limit. The opened handle is checked again, as
+/// the file may have been replaced since it was inspected, and the read stops one byte past the
+/// limit, so a file growing meanwhile cannot make it read more.
+fn read_bounded(file: &Readable, limit: &Limit) -> Result<String, Unreadable> {
+    // The path was a regular file an instant ago; a pipe put in its place in between would make
+    // this open wait for a writer, which is why callers run the load on a thread with a
+    // deadline. Every other case is caught before or after the open.
+    let opened = std::fs::File::open(&file.path)?;
+    let metadata = opened.metadata()?;
+    if !metadata.is_file() {
+        return Err(Unreadable::Refused(format!(
+            "{} now (it was replaced while being read); only regular files are read",
+            describe(&file.path, &file.path, &metadata)
+        )));
+    }
+    check_size(metadata.len(), limit)?;
+    read_at_most(opened, limit)
+}
+
+fn read_at_most(reader: impl std::io::Read, limit: &Limit) -> Result<String, Unreadable> {
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    reader.take(limit.bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > limit.bytes {
+        return Err(Unreadable::Refused(format!(
+            "grew while being read; {}",
+            limit.rule()
+        )));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| Unreadable::Refused("is not UTF-8 text; it cannot be parsed".to_owned()))
+}
+
+/// `*.json` names in `apps/`, sorted. Listing a directory never opens its entries.
+fn list_app_files(dir: &Path) -> std::io::Result<Vec<String>> {
     let mut names = Vec::new();
-    for entry in entries {
+    for entry in std::fs::read_dir(dir)? {
         let name = entry?.file_name().to_string_lossy().into_owned();
         if name.ends_with(".json") && !name.starts_with('.') {
             names.push(name);
@@ -486,4 +734,39 @@ fn revision_of(sources: &[(String, String)]) -> String {
         .take(8)
         .map(|byte| format!("{byte:02x}"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::Read;
+
+    use super::*;
+
+    #[test]
+    fn a_read_stops_one_byte_past_the_limit_of_an_endless_file() {
+        let endless = std::io::repeat(b' ');
+        match read_at_most(endless, &APP_LIMIT) {
+            Err(Unreadable::Refused(message)) => assert_eq!(
+                message,
+                "grew while being read; an app file may be at most 1 MiB: Marathon keeps an app \
+                 definition in one ZooKeeper node, 1 MiB by default (`--zk_max_node_size`)"
+            ),
+            Err(Unreadable::Io(err)) => panic!("{err}"),
+            Ok(text) => panic!("read {} bytes", text.len()),
+        }
+        let exact = std::io::repeat(b' ').take(MAX_APP_FILE_BYTES);
+        assert!(matches!(read_at_most(exact, &APP_LIMIT), Ok(text) if text.len() == 1 << 20));
+    }
+
+    #[test]
+    fn sizes_read_rounded_and_exact() {
+        for (bytes, text) in [
+            (2 * MIB, "2.0 MiB (2097152 bytes)"),
+            (MIB + 1, "1.0 MiB (1048577 bytes)"),
+            (5 * MIB + MIB / 2, "5.5 MiB (5767168 bytes)"),
+            (12, "0.0 MiB (12 bytes)"),
+        ] {
+            assert_eq!(size(bytes), text);
+        }
+    }
 }

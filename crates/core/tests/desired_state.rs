@@ -1,11 +1,17 @@
-//! Loading real folders: the example desired state, and broken copies of it.
+//! Loading real folders: the example desired state, broken copies of it, and folders holding
+//! what must never be read (pipes, sockets, oversized files, symlinks out).
 
 use std::fs;
+use std::os::unix::fs::symlink;
+use std::os::unix::net::UnixListener;
 use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::mpsc;
+use std::time::Duration;
 
-use converged_core::load::{CLUSTER_FILE, parse_sources};
+use converged_core::load::{CLUSTER_FILE, Fingerprint, fingerprint, parse_sources};
 use converged_core::model::Role;
-use converged_core::{Kind, Problem, load_desired_state};
+use converged_core::{Kind, LoadError, Problem, load_desired_state};
 
 fn example() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state")
@@ -265,8 +271,7 @@ fn secret_references_must_be_well_formed() {
 
 #[test]
 fn fingerprints_change_with_any_file_and_settle_with_time() {
-    use converged_core::load::fingerprint;
-    use std::time::{Duration, SystemTime};
+    use std::time::SystemTime;
     let dir = copy_example();
     let first = fingerprint(dir.path()).unwrap();
     assert_eq!(fingerprint(dir.path()).unwrap(), first);
@@ -293,5 +298,281 @@ fn fingerprints_change_with_any_file_and_settle_with_time() {
     assert!(
         fingerprint(dir.path()).is_none(),
         "no cluster.toml: nothing to skip"
+    );
+}
+
+/// A valid desired state (a cluster name and one app) to which each case adds one thing.
+fn minimal_folder() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("apps")).unwrap();
+    fs::write(dir.path().join(CLUSTER_FILE), "[cluster]\nname = \"c\"\n").unwrap();
+    fs::write(
+        dir.path().join("apps/a.json"),
+        r#"{"id": "/a", "cmd": "sleep 1000"}"#,
+    )
+    .unwrap();
+    dir
+}
+
+fn mkfifo(path: &Path) {
+    let status = Command::new("mkfifo")
+        .arg(path)
+        .status()
+        .expect("mkfifo runs");
+    assert!(status.success(), "mkfifo {}", path.display());
+}
+
+/// A JSON app padded with spaces to `bytes`: valid, only too large.
+fn padded_app(bytes: usize) -> String {
+    let app = r#"{"id": "/big", "cmd": "x"}"#;
+    format!("{app}{}", " ".repeat(bytes - app.len()))
+}
+
+/// Runs `f` on its own thread and fails the test if it has not returned within 2 s: a reader
+/// that opened a pipe would wait for a writer forever.
+fn within_two_seconds<T: Send + 'static>(what: &str, f: impl FnOnce() -> T + Send + 'static) -> T {
+    let (done, result) = mpsc::channel();
+    std::thread::spawn(move || done.send(f()));
+    result
+        .recv_timeout(Duration::from_secs(2))
+        .unwrap_or_else(|_| panic!("{what} did not return within 2 s"))
+}
+
+fn load_within_two_seconds(dir: &Path) -> Result<converged_core::DesiredState, LoadError> {
+    let dir = dir.to_owned();
+    within_two_seconds("load_desired_state", move || load_desired_state(&dir))
+}
+
+fn fingerprint_within_two_seconds(dir: &Path) -> Option<Fingerprint> {
+    let dir = dir.to_owned();
+    within_two_seconds("fingerprint", move || fingerprint(&dir))
+}
+
+/// One thing put into an otherwise valid folder and the one problem it must cause. `set_up`
+/// gets the folder and a directory outside it (both with symlinks resolved) and returns the
+/// expected problem.
+struct Refused {
+    name: &'static str,
+    set_up: fn(&Path, &Path) -> String,
+}
+
+const REFUSED: &[Refused] = &[
+    Refused {
+        name: "a named pipe among the apps",
+        set_up: |folder, _| {
+            mkfifo(&folder.join("apps/pipe.json"));
+            "apps/pipe.json: is a named pipe; only regular files are read".into()
+        },
+    },
+    Refused {
+        name: "a named pipe as cluster.toml",
+        set_up: |folder, _| {
+            fs::remove_file(folder.join(CLUSTER_FILE)).unwrap();
+            mkfifo(&folder.join(CLUSTER_FILE));
+            "cluster.toml: is a named pipe; only regular files are read".into()
+        },
+    },
+    Refused {
+        name: "a Unix socket among the apps",
+        set_up: |folder, _| {
+            UnixListener::bind(folder.join("apps/socket.json")).unwrap();
+            "apps/socket.json: is a socket; only regular files are read".into()
+        },
+    },
+    Refused {
+        name: "a 2 MiB app file",
+        set_up: |folder, _| {
+            fs::write(folder.join("apps/big.json"), padded_app(2 << 20)).unwrap();
+            "apps/big.json: is 2.0 MiB (2097152 bytes); an app file may be at most 1 MiB: \
+             Marathon keeps an app definition in one ZooKeeper node, 1 MiB by default \
+             (`--zk_max_node_size`)"
+                .into()
+        },
+    },
+    Refused {
+        name: "a 5 MiB cluster.toml",
+        set_up: |folder, _| {
+            let header = "[cluster]\nname = \"c\"\n#";
+            let padded = format!("{header}{}", " ".repeat((5 << 20) - header.len()));
+            fs::write(folder.join(CLUSTER_FILE), padded).unwrap();
+            "cluster.toml: is 5.0 MiB (5242880 bytes); cluster.toml may be at most 4 MiB: no \
+             real cluster comes near it; the limit keeps a wrong or runaway file out of memory"
+                .into()
+        },
+    },
+    Refused {
+        name: "a symlink to a file outside the folder",
+        set_up: |folder, outside| {
+            fs::write(outside.join("app.json"), r#"{"id": "/out", "cmd": "x"}"#).unwrap();
+            symlink(outside.join("app.json"), folder.join("apps/out.json")).unwrap();
+            format!(
+                "apps/out.json: is a symlink to {}, outside the desired-state folder",
+                outside.join("app.json").display()
+            )
+        },
+    },
+    Refused {
+        name: "a relative symlink climbing out to a device",
+        set_up: |folder, _| {
+            let up = "../".repeat(folder.components().count());
+            symlink(format!("{up}dev/null"), folder.join("apps/null.json")).unwrap();
+            "apps/null.json: is a symlink to /dev/null, outside the desired-state folder".into()
+        },
+    },
+    Refused {
+        name: "apps/ as a symlink to a folder outside",
+        set_up: |folder, outside| {
+            fs::create_dir(outside.join("apps")).unwrap();
+            fs::write(outside.join("apps/b.json"), r#"{"id": "/b", "cmd": "x"}"#).unwrap();
+            fs::remove_dir_all(folder.join("apps")).unwrap();
+            symlink(outside.join("apps"), folder.join("apps")).unwrap();
+            format!(
+                "apps: is a symlink to {}, outside the desired-state folder",
+                outside.join("apps").display()
+            )
+        },
+    },
+    Refused {
+        name: "apps/ as a file",
+        set_up: |folder, _| {
+            fs::remove_dir_all(folder.join("apps")).unwrap();
+            fs::write(folder.join("apps"), "").unwrap();
+            "apps: is a regular file, not a directory; app files go directly in `apps/`".into()
+        },
+    },
+    Refused {
+        name: "a directory named like an app file",
+        set_up: |folder, _| {
+            fs::create_dir(folder.join("apps/dir.json")).unwrap();
+            "apps/dir.json: is a directory; only regular files are read".into()
+        },
+    },
+    Refused {
+        name: "a symlink inside the folder to a named pipe inside it",
+        set_up: |folder, _| {
+            mkfifo(&folder.join("pipe"));
+            symlink("../pipe", folder.join("apps/link.json")).unwrap();
+            format!(
+                "apps/link.json: is a symlink to {}, which is a named pipe; only regular files are read",
+                folder.join("pipe").display()
+            )
+        },
+    },
+    Refused {
+        name: "a dangling symlink",
+        set_up: |folder, _| {
+            symlink("gone.json", folder.join("apps/dangling.json")).unwrap();
+            "apps/dangling.json: is a symlink to gone.json, which does not exist".into()
+        },
+    },
+];
+
+#[test]
+fn special_files_large_files_and_symlinks_out_are_refused_by_name_without_blocking() {
+    for case in REFUSED {
+        let dir = minimal_folder();
+        let outside = tempfile::tempdir().unwrap();
+        let folder = fs::canonicalize(dir.path()).unwrap();
+        let expected = (case.set_up)(&folder, &fs::canonicalize(outside.path()).unwrap());
+        let err = load_within_two_seconds(&folder)
+            .err()
+            .unwrap_or_else(|| panic!("{}: the folder loaded", case.name));
+        let found: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(found, [expected], "{}", case.name);
+        assert!(
+            fingerprint_within_two_seconds(&folder).is_none(),
+            "{}: a folder that cannot load has no fingerprint to skip a reload by",
+            case.name
+        );
+    }
+}
+
+#[test]
+fn every_refused_file_is_reported_at_once_with_the_other_problems() {
+    let dir = minimal_folder();
+    let outside = tempfile::tempdir().unwrap();
+    mkfifo(&dir.path().join("apps/pipe.json"));
+    let _listener = UnixListener::bind(dir.path().join("apps/socket.json")).unwrap();
+    fs::write(dir.path().join("apps/big.json"), padded_app(2 << 20)).unwrap();
+    fs::write(outside.path().join("passwd"), "root:x:0:0").unwrap();
+    symlink(
+        outside.path().join("passwd"),
+        dir.path().join("apps/passwd.json"),
+    )
+    .unwrap();
+    fs::write(dir.path().join("apps/broken.json"), "{\"id\": ").unwrap();
+    let err = load_within_two_seconds(dir.path()).unwrap_err();
+    let found: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    let joined = found.join("\n");
+    for needle in [
+        "apps/pipe.json: is a named pipe",
+        "apps/socket.json: is a socket",
+        "apps/big.json: is 2.0 MiB",
+        "apps/passwd.json: is a symlink to ",
+        "apps/broken.json:1:7: not valid JSON",
+    ] {
+        assert!(joined.contains(needle), "missing `{needle}` in:\n{joined}");
+    }
+    assert_eq!(found.len(), 5, "{joined}");
+    assert!(!joined.contains("root:x"), "nothing outside is read");
+}
+
+#[test]
+fn symlinks_that_stay_inside_the_folder_are_followed() {
+    let real = minimal_folder();
+    let root = real.path();
+    fs::create_dir_all(root.join("releases/v1/apps")).unwrap();
+    fs::create_dir(root.join("shared")).unwrap();
+    fs::write(
+        root.join("shared/web.json"),
+        r#"{"id": "/web", "cmd": "serve"}"#,
+    )
+    .unwrap();
+    fs::write(
+        root.join("releases/v1/apps/web.json"),
+        r#"{"id": "/web", "cmd": "serve"}"#,
+    )
+    .unwrap();
+    fs::rename(root.join(CLUSTER_FILE), root.join("shared/prod.toml")).unwrap();
+    symlink("shared/prod.toml", root.join(CLUSTER_FILE)).unwrap();
+    symlink("../shared/web.json", root.join("apps/web.json")).unwrap();
+    // The operator's path is itself a symlink, as with a release switched by renaming a link.
+    let links = tempfile::tempdir().unwrap();
+    let desired = links.path().join("desired");
+    symlink(root, &desired).unwrap();
+
+    let state = load_within_two_seconds(&desired).unwrap();
+    let ids: Vec<&str> = state.apps.iter().map(|app| app.app.id.as_str()).collect();
+    assert_eq!(ids, ["/a", "/web"]);
+    assert_eq!(state.cluster.name, "c");
+    let first = fingerprint_within_two_seconds(&desired).expect("a loadable folder");
+
+    fs::write(
+        root.join("shared/web.json"),
+        r#"{"id": "/web", "cmd": "serve --fast"}"#,
+    )
+    .unwrap();
+    assert_ne!(
+        fingerprint_within_two_seconds(&desired).unwrap(),
+        first,
+        "an edit of a symlink's target changes the fingerprint"
+    );
+    assert_ne!(
+        load_within_two_seconds(&desired).unwrap().revision,
+        state.revision
+    );
+
+    fs::remove_dir_all(root.join("apps")).unwrap();
+    symlink("releases/v1/apps", root.join("apps")).unwrap();
+    let switched = load_within_two_seconds(&desired).unwrap();
+    let ids: Vec<&str> = switched
+        .apps
+        .iter()
+        .map(|app| app.app.id.as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        ["/web"],
+        "apps/ as a symlink inside the folder is followed"
     );
 }
