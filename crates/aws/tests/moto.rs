@@ -540,17 +540,16 @@ async fn the_plan_shows_pending_changes_until_converged() {
         harness.desired_dir(),
     );
     let before = planner.plan().await.unwrap();
-    assert!(!before.has_errors(), "{}", before.render_text());
+    let text = before.render_text();
     // The group and three instances; the records are blocked on their instances.
-    assert_eq!(before.pending_changes, 1 + 3, "{}", before.render_text());
-    assert!(
-        before.render_text().contains("instance/services: create"),
-        "{}",
-        before.render_text()
-    );
+    assert_eq!(before.summary.to_create, 1 + 3, "{text}");
+    assert_eq!(before.summary.unobserved, 0, "{text}");
+    assert_eq!(before.exit_code(), 2, "{text}");
+    assert!(text.contains("+ instance/services: create"), "{text}");
+    assert!(text.contains("blocked on instance"), "{text}");
     harness.converge(8).await;
     let after = planner.plan().await.unwrap();
-    assert_eq!(after.pending_changes, 0, "{}", after.render_text());
+    assert_eq!(after.exit_code(), 0, "{}", after.render_text());
     assert_eq!(harness.all_requests(Operation::RunInstances), 3);
 }
 
@@ -883,12 +882,43 @@ async fn image_and_volume_changes_are_reported_or_replaced_one_node_at_a_time() 
 }
 
 /// Writes `cluster`, runs a cycle, and returns why each stray instance was left in place.
-async fn stray_reasons(harness: &mut Harness, cluster: &str) -> [String; 2] {
+/// Plans as the running daemon would, then runs its next cycle: each stray's line of the plan
+/// has the condition and reason `/status` then shows. Returns the reasons.
+async fn stray_reasons(
+    harness: &mut Harness,
+    endpoint: &str,
+    cluster: &str,
+    condition: Condition,
+    exit_code: u8,
+) -> [String; 2] {
     harness.write_cluster(cluster);
+    let plan = harness.daemon_planner(endpoint).plan().await.unwrap();
+    let text = plan.render_text();
+    assert_eq!(plan.exit_code(), exit_code, "{text}");
+    if condition == Condition::Drifted {
+        assert!(
+            text.contains("2 drifted and left alone (prune is off for instance)"),
+            "{text}"
+        );
+    }
     harness.cycle().await;
     ["old-a", "old-b"].map(|node| {
         let status = harness.resource("instance", node);
-        assert_eq!(status.condition, Condition::Drifted, "{status:?}");
+        assert_eq!(status.condition, condition, "{status:?}");
+        let planned = plan
+            .resource(&format!("instance/{node}"))
+            .unwrap_or_else(|| panic!("instance/{node} is not in the plan: {text}"));
+        assert_eq!(planned.condition, condition.as_str(), "{text}");
+        let symbol = if condition == Condition::Drifted {
+            "="
+        } else {
+            "!"
+        };
+        assert!(
+            text.contains(&format!("  {symbol} instance/{node}: ")),
+            "{text}"
+        );
+        assert_eq!(planned.reason, status.reason, "{text}");
         status.reason
     })
 }
@@ -939,7 +969,15 @@ async fn instances_of_the_cluster_without_a_node_wait_for_prune_and_the_deletion
         .collect();
     let strays = [stray(&world, "old-a").await, stray(&world, "old-b").await];
 
-    for reason in stray_reasons(&mut harness, &world.example_cluster()).await {
+    let url = world.moto.url.clone();
+    let prune_off = stray_reasons(
+        &mut harness,
+        &url,
+        &world.example_cluster(),
+        Condition::Drifted,
+        2,
+    );
+    for reason in prune_off.await {
         assert!(reason.contains("prune is off for instance"), "{reason}");
     }
     let pruning = |fraction: f64| {
@@ -948,7 +986,8 @@ async fn instances_of_the_cluster_without_a_node_wait_for_prune_and_the_deletion
             world.example_cluster()
         )
     };
-    for reason in stray_reasons(&mut harness, &pruning(0.25)).await {
+    let refused = stray_reasons(&mut harness, &url, &pruning(0.25), Condition::Failed, 1);
+    for reason in refused.await {
         assert!(
             reason.contains(
                 "deletion refused: this cycle would delete 2 of 5 managed instance resources"

@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::condition::Condition;
 use crate::model::{DesiredState, Mode};
@@ -72,7 +72,7 @@ pub struct CyclePolicy {
 }
 
 /// The policy that leaves a drifted resource alone.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum LeftAloneBy {
     /// The kind's mode is `observe`.
@@ -161,7 +161,10 @@ impl<A> Decision<A> {
     pub fn reason(&self) -> String {
         match self {
             Decision::InSync => String::new(),
-            Decision::Apply { actions } => applied_reason(actions),
+            Decision::Apply { actions } => actions
+                .last()
+                .map(|last| applied_reason(last.verb, &last.reason))
+                .unwrap_or_default(),
             Decision::Converging { reason }
             | Decision::Blocked { reason, .. }
             | Decision::Drifted { reason, .. }
@@ -183,21 +186,18 @@ impl<A> Decision<A> {
     }
 }
 
-/// The reason a resource shows once `actions` were applied.
-pub fn applied_reason<A>(actions: &[PlannedAction<A>]) -> String {
-    match actions.last() {
-        Some(last) => format!(
-            "{} applied ({}); waiting to observe the effect",
-            last.verb, last.reason
-        ),
-        None => String::new(),
-    }
+/// The reason a resource shows once its actions were applied, the last being `verb`.
+pub fn applied_reason(verb: &str, reason: &str) -> String {
+    format!("{verb} applied ({reason}); waiting to observe the effect")
 }
 
-/// One resource's decision, with whether its actions are deletions (run last).
+/// One resource's decision.
 #[derive(Debug, Clone)]
 pub struct ResourceDecision<A> {
     pub id: ResourceId,
+    /// Whether the plan found it different from the desired state (it wanted actions, or
+    /// reported drift), whatever policy then decided: what counts as drift detected.
+    pub differs: bool,
     pub decision: Decision<A>,
 }
 
@@ -261,6 +261,10 @@ pub fn decide<A, T: Ord + Copy>(
         let mut removing = Vec::new();
         for resource in plan.resources {
             let id = resource.id;
+            let differs = matches!(
+                resource.verdict,
+                Verdict::Act { .. } | Verdict::Drifted { .. }
+            );
             let decision = match resource.verdict {
                 Verdict::InSync => Decision::InSync,
                 Verdict::Converging { reason } => Decision::Converging { reason },
@@ -299,7 +303,11 @@ pub fn decide<A, T: Ord + Copy>(
                     creating.push(index);
                 }
             }
-            resources.push(ResourceDecision { id, decision });
+            resources.push(ResourceDecision {
+                id,
+                differs,
+                decision,
+            });
         }
         if !creating.is_empty() {
             creations.push(ApplyBatch {

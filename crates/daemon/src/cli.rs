@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use converged_core::load_desired_state;
 
 use crate::config::DaemonConfig;
-use crate::planner::{PlanFailure, Planner};
+use crate::planner::{PlanFailure, PlanReport, Planner};
 use crate::{daemon, kinds, telemetry};
 
 const VERSION: &str = concat!(
@@ -34,12 +34,24 @@ pub struct Cli {
 enum Command {
     /// Run the daemon: converge continuously and serve /status and /metrics.
     Run,
-    /// Show what would change, without changing anything. Exit 0: nothing to do; 2: changes
-    /// pending; 1: error.
+    /// Show what the daemon would do, without changing anything: the running daemon's own
+    /// plan when one answers, else one made here. Exit 0: nothing to do and nothing drifted;
+    /// 2: the daemon would act, or something drifted, waits or converges; 1: the desired state
+    /// is invalid, a kind cannot be observed or a resource would fail.
     Plan {
         /// Print the plan as JSON.
         #[arg(long)]
         json: bool,
+        /// Plan in this process even if a daemon answers (its holds, backoff, pause and
+        /// environment secrets are then not known).
+        #[arg(long, conflicts_with = "remote")]
+        local: bool,
+        /// Only ask the running daemon; fail if none answers.
+        #[arg(long)]
+        remote: bool,
+        /// The daemon's base URL [default: http://<http.listen>].
+        #[arg(long)]
+        url: Option<String>,
     },
     /// Check a desired-state folder. Exit 0: valid; 1: every problem is listed.
     Validate {
@@ -67,7 +79,19 @@ pub async fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate { path, json } => validate(&path, json),
         Command::Run => run(cli.config).await,
-        Command::Plan { json } => plan(cli.config, json).await,
+        Command::Plan {
+            json,
+            local,
+            remote,
+            url,
+        } => {
+            let target = match (local, remote) {
+                (true, _) => PlanTarget::Local,
+                (false, true) => PlanTarget::Daemon,
+                (false, false) => PlanTarget::DaemonIfRunning,
+            };
+            plan(cli.config, json, target, url).await
+        }
         Command::Status { url, json, kind } => status(cli.config, url, json, kind).await,
     };
     match result {
@@ -122,14 +146,51 @@ async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn plan(config_path: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCode> {
+/// Where `converged plan` gets its plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum PlanTarget {
+    Local,
+    Daemon,
+    DaemonIfRunning,
+}
+
+/// How long `plan` waits for a daemon to answer before it plans locally.
+const DAEMON_CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+async fn plan(
+    config_path: Option<PathBuf>,
+    json: bool,
+    target: PlanTarget,
+    url: Option<String>,
+) -> anyhow::Result<ExitCode> {
     let config = DaemonConfig::load(config_path.as_deref())?;
-    let metrics = crate::metrics::Metrics::new()?;
-    let planner = Planner::new(
-        kinds::registry(&config, Arc::new(metrics))?,
-        config.desired_state.clone(),
-    );
-    let report = match planner.plan().await {
+    let base = url.unwrap_or_else(|| format!("http://{}", config.http.listen));
+    let asked = match target {
+        PlanTarget::Local => None,
+        PlanTarget::Daemon | PlanTarget::DaemonIfRunning => match plan_of_daemon(&base).await {
+            Ok(answer) => Some(answer),
+            Err(DaemonPlanError::Unreachable(err)) if target == PlanTarget::DaemonIfRunning => {
+                eprintln!("no daemon answered at {base} ({err}); planning locally");
+                None
+            }
+            Err(DaemonPlanError::Unreachable(err)) => {
+                anyhow::bail!("no daemon answered at {base}: {err}")
+            }
+            Err(DaemonPlanError::Answer(err)) => return Err(err),
+        },
+    };
+    let result = match asked {
+        Some(answer) => answer,
+        None => {
+            let metrics = crate::metrics::Metrics::new()?;
+            let planner = Planner::new(
+                kinds::registry(&config, Arc::new(metrics), kinds::Access::ReadOnly)?,
+                config.desired_state.clone(),
+            );
+            planner.plan().await
+        }
+    };
+    let report = match result {
         Ok(report) => report,
         Err(PlanFailure::Invalid(problems)) => {
             eprintln!(
@@ -148,11 +209,63 @@ async fn plan(config_path: Option<PathBuf>, json: bool) -> anyhow::Result<ExitCo
     } else {
         print!("{}", report.render_text());
     }
-    Ok(match (report.has_errors(), report.pending_changes) {
-        (true, _) => ExitCode::from(1),
-        (false, 0) => ExitCode::SUCCESS,
-        (false, _) => ExitCode::from(2),
-    })
+    Ok(ExitCode::from(report.exit_code()))
+}
+
+enum DaemonPlanError {
+    /// Nothing answered: no daemon runs there.
+    Unreachable(reqwest::Error),
+    /// A daemon answered, but not with a plan.
+    Answer(anyhow::Error),
+}
+
+/// The running daemon's plan (`GET /v1/plan`), or its list of problems with the desired state.
+async fn plan_of_daemon(base: &str) -> Result<Result<PlanReport, PlanFailure>, DaemonPlanError> {
+    let response = reqwest::Client::builder()
+        .connect_timeout(DAEMON_CONNECT_TIMEOUT)
+        .build()
+        .map_err(|err| DaemonPlanError::Answer(err.into()))?
+        .get(format!("{}/v1/plan", base.trim_end_matches('/')))
+        .timeout(std::time::Duration::from_secs(120))
+        .send()
+        .await
+        .map_err(|err| {
+            if err.is_connect() {
+                DaemonPlanError::Unreachable(err)
+            } else {
+                DaemonPlanError::Answer(
+                    anyhow::Error::new(err).context(format!("the daemon at {base} did not answer")),
+                )
+            }
+        })?;
+    let code = response.status();
+    let body = response
+        .text()
+        .await
+        .map_err(|err| DaemonPlanError::Answer(err.into()))?;
+    let answer = |context: &str| {
+        let context = context.to_owned();
+        move |err: serde_json::Error| {
+            DaemonPlanError::Answer(anyhow::Error::new(err).context(context))
+        }
+    };
+    if code == reqwest::StatusCode::UNPROCESSABLE_ENTITY {
+        #[derive(serde::Deserialize)]
+        struct Invalid {
+            problems: Vec<converged_core::Problem>,
+        }
+        let invalid: Invalid =
+            serde_json::from_str(&body).map_err(answer("the daemon's problem list"))?;
+        return Ok(Err(PlanFailure::Invalid(invalid.problems)));
+    }
+    if !code.is_success() {
+        return Err(DaemonPlanError::Answer(anyhow::anyhow!(
+            "the daemon at {base} answered {code}: {body}"
+        )));
+    }
+    serde_json::from_str(&body)
+        .map(Ok)
+        .map_err(answer("the daemon's plan"))
 }
 
 async fn status(

@@ -1,6 +1,7 @@
-//! The reconcile engine: one cycle loads the desired state, observes every kind concurrently,
-//! plans, applies in dependency order (deletions last, in reverse), and records conditions,
-//! metrics and the audit trail. I/O happens only through the registered reconcilers.
+//! The reconcile engine (does I/O, through the registered reconcilers): one cycle loads the
+//! desired state, observes every kind concurrently, hands the plans to the decision core
+//! (`converged_core::decide`), applies what it decided in the order it decided, and records
+//! conditions, metrics and the audit trail.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -9,21 +10,23 @@ use std::time::{Duration, SystemTime};
 
 use converged_core::backoff::BackoffPolicy;
 use converged_core::condition::{Condition, LastAction, LastError, ResourceStatus};
-use converged_core::load::{Fingerprint, fingerprint};
+use converged_core::decide::{
+    CyclePolicy, Decision, Hold, Memory, ResourceDecision, ResourceMemory, applied_reason, decide,
+};
+use converged_core::load::Fingerprint;
 use converged_core::model::Mode;
-use converged_core::plan::{Readiness, ResourcePlan, Verdict};
 use converged_core::reconciler::{
     DynReconciler, ErasedAction, ErasedKindPlan, ErasedPayload, Registry,
 };
-use converged_core::{
-    DesiredState, ErrorClass, Kind, ReconcileError, ResourceId, load_desired_state,
-};
+use converged_core::{DesiredState, ErrorClass, Kind, ReconcileError, ResourceId};
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditEntry, AuditLog};
+use crate::desired;
+use crate::planner::LiveMemory;
 use crate::status::{
     CycleStatus, DesiredStateStatus, KindStatus, Shared, StatusDocument, rfc3339, unix_seconds,
 };
@@ -126,15 +129,6 @@ pub struct CycleReport {
     pub failed: usize,
 }
 
-/// Why a held resource is not retried on its own.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Hold {
-    /// An invalid-class error: retried once the desired state changes.
-    UntilDesiredChanges { revision: String },
-    /// An unsafe-class error: retried only when an operator asks.
-    UntilOperator,
-}
-
 #[derive(Debug, Clone)]
 struct Record {
     condition: Condition,
@@ -181,14 +175,6 @@ struct KindRecord {
     observe_error: Option<LastError>,
 }
 
-/// What to do with one resource that has actions this cycle.
-enum Decision {
-    Report(String),
-    Blocked(ResourceId, String),
-    Held(String),
-    Apply,
-}
-
 struct ApplyOutcome {
     id: ResourceId,
     applied: Vec<(&'static str, String)>,
@@ -210,6 +196,8 @@ pub struct Engine {
     sample: Box<dyn FnMut() -> f64 + Send>,
     shutdown: CancellationToken,
     cycles: u64,
+    /// The holds and backoff after the last cycle, for `GET /v1/plan`.
+    live_memory: Arc<LiveMemory>,
 }
 
 impl Engine {
@@ -237,7 +225,14 @@ impl Engine {
             sample: Box::new(rand::random::<f64>),
             shutdown,
             cycles: 0,
+            live_memory: Arc::default(),
         }
+    }
+
+    /// Where the engine publishes its memory after each cycle, so a plan asked of the running
+    /// daemon decides with the same holds and backoff.
+    pub fn live_memory(&self) -> Arc<LiveMemory> {
+        Arc::clone(&self.live_memory)
     }
 
     /// Replaces the source of jitter samples in `[0, 1)` (tests make it deterministic).
@@ -324,6 +319,7 @@ impl Engine {
 
     pub async fn run_cycle(&mut self, request: CycleRequest) -> CycleReport {
         self.cycles += 1;
+        self.shared.cycle_started();
         let started = Instant::now();
         let started_wall = SystemTime::now();
         let span = tracing::info_span!(
@@ -332,12 +328,10 @@ impl Engine {
             trigger = request.trigger.as_str()
         );
         let _entered = span.enter();
-        self.reload_desired_state();
+        self.reload_desired_state().await;
         if request.release_holds {
-            for record in self.records.values_mut() {
-                record.hold = None;
-                record.retry_at = None;
-            }
+            // Held and backed-off resources are released by the decision core; the
+            // observation of a kind that failed is retried here.
             for kind in self.kinds.values_mut() {
                 kind.retry_at = None;
             }
@@ -348,9 +342,6 @@ impl Engine {
             let plans = self.observe(&desired).await;
             all_observed = plans.len() == self.registry.kinds().len();
             report = self.act(&desired, plans, request).await;
-            self.shared
-                .ready
-                .store(true, std::sync::atomic::Ordering::SeqCst);
         }
         let finished_wall = SystemTime::now();
         let elapsed = started.elapsed();
@@ -373,6 +364,10 @@ impl Engine {
             actions_applied: report.applied,
             actions_failed: report.failed,
         }));
+        self.shared.cycle_finished(crate::status::CycleOutcome {
+            desired_state_valid: self.desired_status.valid,
+            every_kind_observed: all_observed,
+        });
         tracing::info!(
             applied = report.applied,
             failed = report.failed,
@@ -382,8 +377,9 @@ impl Engine {
         report
     }
 
-    fn reload_desired_state(&mut self) {
-        let fingerprint = fingerprint(&self.settings.desired_state);
+    async fn reload_desired_state(&mut self) {
+        let dir = self.settings.desired_state.clone();
+        let fingerprint = desired::fingerprint_of(&dir, desired::READ_DEADLINE).await;
         if let Some((loaded, loaded_at)) = &self.loaded_fingerprint
             && fingerprint.as_ref() == Some(loaded)
             && loaded.settled_before(*loaded_at)
@@ -392,7 +388,7 @@ impl Engine {
         }
         self.loaded_fingerprint = fingerprint.map(|f| (f, SystemTime::now()));
         let metrics = &self.shared.metrics;
-        match load_desired_state(&self.settings.desired_state) {
+        match desired::load(&dir, desired::READ_DEADLINE).await {
             Ok(state) => {
                 let changed = self
                     .desired
@@ -403,12 +399,6 @@ impl Engine {
                     metrics
                         .desired_state_revision_timestamp_seconds
                         .set(unix_seconds(SystemTime::now()));
-                    for record in self.records.values_mut() {
-                        if matches!(record.hold, Some(Hold::UntilDesiredChanges { .. })) {
-                            record.hold = None;
-                            record.retry_at = None;
-                        }
-                    }
                 }
                 self.desired_status.valid = true;
                 self.desired_status.revision = Some(state.revision.clone());
@@ -508,169 +498,122 @@ impl Engine {
         plans: BTreeMap<Kind, ErasedKindPlan>,
         request: CycleRequest,
     ) -> CycleReport {
-        let mut ready = Readiness::new(self.registry.kinds());
-        for (kind, plan) in &plans {
-            ready.observed(*kind, plan);
-        }
         // A record of an observed kind whose resource no plan mentions any more is gone.
-        self.records
-            .retain(|id, _| !plans.contains_key(&id.kind) || ready.knows(id));
-
+        self.records.retain(|id, _| {
+            plans
+                .get(&id.kind)
+                .is_none_or(|plan| plan.resources.iter().any(|r| r.id == *id))
+        });
+        let policy = CyclePolicy {
+            paused: self.shared.is_paused(),
+            release_holds: request.release_holds,
+            allow_mass_deletion: request.allow_mass_deletion,
+        };
+        let decided = decide(
+            desired,
+            &self.registry.kinds(),
+            plans.into_iter().collect(),
+            &self.memory(),
+            policy,
+            Instant::now(),
+        );
+        let mut decisions: Vec<Option<ResourceDecision<ErasedPayload>>> = Vec::new();
+        for resource in decided.resources {
+            let previous = self.records.get(&resource.id).map(|r| r.condition);
+            if resource.differs {
+                note_drift(&self.shared, resource.id.kind, previous);
+            }
+            let record = self.record_for(&resource.id);
+            match &resource.decision {
+                Decision::Apply { .. } => {
+                    decisions.push(Some(resource));
+                    continue;
+                }
+                Decision::InSync => record.succeeded(),
+                Decision::Blocked { on, .. } => {
+                    let on = on.clone();
+                    record.set(resource.decision.condition(), resource.decision.reason());
+                    record.blocked_on = Some(on);
+                    decisions.push(None);
+                    continue;
+                }
+                _ => {}
+            }
+            record.set(resource.decision.condition(), resource.decision.reason());
+            decisions.push(None);
+        }
         let mut report = CycleReport::default();
-        let mut deletions = Vec::new();
-        for (kind, plan) in plans {
-            let managed = plan
+        for batch in decided.batches {
+            let actions = batch
                 .resources
                 .iter()
-                .filter(|r| !matches!(r.verdict, Verdict::Unmanaged { .. }))
-                .count();
-            let (deleting, others): (Vec<_>, Vec<_>) = plan
-                .resources
-                .into_iter()
-                .partition(|r| r.actions().iter().any(|a| a.deletes));
-            let outcome = self.act_on_kind(desired, kind, others, &ready).await;
-            report.applied += outcome.applied;
-            report.failed += outcome.failed;
-            if deleting.is_empty() {
-                continue;
-            }
-            match self.deletion_refusal(desired, kind, deleting.len(), managed, request) {
-                Some(refusal) => {
-                    for resource in deleting {
-                        self.record_for(&resource.id)
-                            .set(Condition::Drifted, refusal.clone());
-                    }
-                }
-                None => deletions.push((kind, deleting)),
-            }
-        }
-        for (kind, resources) in deletions.into_iter().rev() {
-            let outcome = self.act_on_kind(desired, kind, resources, &ready).await;
+                .filter_map(|index| decisions[*index].take())
+                .filter_map(|resource| match resource.decision {
+                    Decision::Apply { actions } => Some((resource.id, actions)),
+                    _ => None,
+                })
+                .collect();
+            let outcome = self.apply_batch(desired, batch.kind, actions).await;
             report.applied += outcome.applied;
             report.failed += outcome.failed;
         }
+        self.live_memory.publish(self.memory());
         report
     }
 
-    /// Why this cycle may not delete `count` of a kind's `managed` resources, if it may not.
-    fn deletion_refusal(
-        &self,
-        desired: &DesiredState,
-        kind: Kind,
-        count: usize,
-        managed: usize,
-        request: CycleRequest,
-    ) -> Option<String> {
-        let policy = desired.kind_policy(kind);
-        if !policy.prune {
-            return Some(format!(
-                "not in the desired state; left in place because prune is off for {kind}"
-            ));
+    /// What the decision core needs of the records: backoff, holds and the last error of
+    /// every resource that has them, and the kinds that are throttled.
+    fn memory(&self) -> Memory<Instant> {
+        let resources = self
+            .records
+            .iter()
+            .filter(|(_, record)| record.retry_at.is_some() || record.hold.is_some())
+            .map(|(id, record)| {
+                let memory = ResourceMemory {
+                    retry_at: record.retry_at,
+                    hold: record.hold.clone(),
+                    last_error: record.last_error.as_ref().map(|e| e.message.clone()),
+                };
+                (id.clone(), memory)
+            })
+            .collect();
+        let kinds_retry_at = self
+            .kinds
+            .iter()
+            .filter_map(|(kind, record)| record.retry_at.map(|at| (*kind, at)))
+            .collect();
+        Memory {
+            resources,
+            kinds_retry_at,
         }
-        let limit = policy.max_delete_fraction * managed as f64;
-        if count as f64 > limit && !request.allow_mass_deletion {
-            return Some(format!(
-                "deletion refused: this cycle would delete {count} of {managed} managed {kind} resources, more than max_delete_fraction {}; ask for a reconcile with the mass-deletion override to proceed",
-                policy.max_delete_fraction
-            ));
-        }
-        None
     }
 
     fn record_for(&mut self, id: &ResourceId) -> &mut Record {
         self.records.entry(id.clone()).or_insert_with(Record::new)
     }
 
-    async fn act_on_kind(
+    /// Applies what the decision core decided for one batch of a kind, concurrently. A kind
+    /// throttled by an earlier batch of this cycle waits for its retry instead.
+    async fn apply_batch(
         &mut self,
         desired: &DesiredState,
         kind: Kind,
-        resources: Vec<ResourcePlan<ErasedPayload>>,
-        ready: &Readiness,
+        to_apply: Vec<(ResourceId, Vec<ErasedAction>)>,
     ) -> CycleReport {
-        let now = Instant::now();
-        let shared = Arc::clone(&self.shared);
-        let observe_only = desired.mode(kind) == Mode::Observe;
-        let paused = self.shared.is_paused();
-        let throttled_until = self
+        let throttled = self
             .kinds
             .get(&kind)
             .and_then(|k| k.retry_at)
-            .filter(|at| *at > now);
-        let mut to_apply = Vec::new();
-        for resource in resources {
-            let previous = self.records.get(&resource.id).map(|r| r.condition);
-            let record = self.record_for(&resource.id);
-            let actions = match resource.verdict {
-                Verdict::InSync => {
-                    record.succeeded();
-                    record.set(Condition::InSync, "");
-                    continue;
-                }
-                Verdict::Converging { reason } => {
-                    record.set(Condition::Converging, reason);
-                    continue;
-                }
-                Verdict::Blocked { on, reason } => {
-                    record.set(Condition::Blocked, reason);
-                    record.blocked_on = Some(on);
-                    continue;
-                }
-                Verdict::Unmanaged { reason } => {
-                    record.set(Condition::Unmanaged, reason);
-                    continue;
-                }
-                Verdict::Failed { reason } => {
-                    record.set(Condition::Failed, reason);
-                    continue;
-                }
-                Verdict::Drifted { reason, .. } => {
-                    record.set(Condition::Drifted, reason);
-                    note_drift(&shared, kind, previous);
-                    continue;
-                }
-                Verdict::Act { actions } => actions,
-            };
-            note_drift(&shared, kind, previous);
-            let summary = summarize(&actions);
-            let decision = if observe_only {
-                Decision::Report(format!("observe mode: would {summary}"))
-            } else if paused {
-                Decision::Report(format!("paused: would {summary}"))
-            } else if let Some((dependency, why)) = ready.blocker(&resource.depends_on, &actions) {
-                Decision::Blocked(dependency.clone(), why)
-            } else if let Some(hold) = &record.hold {
-                Decision::Held(match hold {
-                    Hold::UntilDesiredChanges { .. } => {
-                        "held after an invalid request: fix the desired state or ask for a reconcile".into()
-                    }
-                    Hold::UntilOperator => {
-                        "held after an unsafe error: check the error, then ask for a reconcile".into()
-                    }
-                })
-            } else if record.retry_at.is_some_and(|at| at > now) || throttled_until.is_some() {
-                Decision::Held("waiting for the next retry".into())
-            } else {
-                Decision::Apply
-            };
-            match decision {
-                Decision::Report(reason) => record.set(Condition::Drifted, reason),
-                Decision::Blocked(on, reason) => {
-                    record.set(Condition::Blocked, reason);
-                    record.blocked_on = Some(on);
-                }
-                Decision::Held(reason) => {
-                    let error = record
-                        .last_error
-                        .as_ref()
-                        .map(|e| e.message.clone())
-                        .unwrap_or_default();
-                    record.set(Condition::Failed, format!("{reason}; last error: {error}"));
-                }
-                Decision::Apply => to_apply.push((resource.id, actions)),
+            .is_some_and(|at| at > Instant::now());
+        if throttled {
+            for (id, _) in &to_apply {
+                self.record_for(id).set(
+                    Condition::Failed,
+                    format!(
+                        "waiting for the next retry: {kind} was throttled earlier in this cycle"
+                    ),
+                );
             }
-        }
-        if to_apply.is_empty() {
             return CycleReport::default();
         }
         let Some(reconciler) = self.registry.get(kind).cloned() else {
@@ -735,10 +678,7 @@ impl Engine {
                     .last()
                     .cloned()
                     .unwrap_or(("apply", String::new()));
-                record.set(
-                    Condition::Converging,
-                    format!("{verb} applied ({reason}); waiting to observe the effect"),
-                );
+                record.set(Condition::Converging, applied_reason(verb, &reason));
             }
             Some((verb, reason, err)) => {
                 report.failed += 1;
@@ -761,11 +701,11 @@ impl Engine {
                         record.retry_at = Some(Instant::now() + delay);
                     }
                     ErrorClass::Invalid => {
-                        record.hold = Some(Hold::UntilDesiredChanges {
+                        record.hold = Some(Hold::DesiredChanges {
                             revision: revision.to_owned(),
                         });
                     }
-                    ErrorClass::Unsafe => record.hold = Some(Hold::UntilOperator),
+                    ErrorClass::Unsafe => record.hold = Some(Hold::Operator),
                 }
                 record.set(Condition::Failed, err.to_string());
                 let attempts = record.attempts;
@@ -879,14 +819,6 @@ fn note_drift(shared: &Shared, kind: Kind, previous: Option<Condition>) {
             .with_label_values(&[kind.as_str()])
             .inc();
     }
-}
-
-fn summarize(actions: &[ErasedAction]) -> String {
-    actions
-        .iter()
-        .map(|action| format!("{} ({})", action.verb, action.reason))
-        .collect::<Vec<_>>()
-        .join(", then ")
 }
 
 #[allow(clippy::too_many_arguments)]

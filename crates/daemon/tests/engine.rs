@@ -9,6 +9,7 @@ use async_trait::async_trait;
 use converged::audit::AuditLog;
 use converged::engine::{CycleRequest, Engine, EngineSettings, Trigger};
 use converged::metrics::Metrics;
+use converged::planner::{DaemonView, PlanReport, Planner};
 use converged::status::Shared;
 use converged_core::condition::{Condition, ResourceStatus};
 use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
@@ -230,6 +231,7 @@ struct Harness {
     world: SharedWorld,
     shared: Arc<Shared>,
     engine: Engine,
+    registry: Registry,
     shutdown: CancellationToken,
 }
 
@@ -253,7 +255,7 @@ impl Harness {
         settings.action_deadline = Duration::from_secs(10);
         let engine = Engine::new(
             settings,
-            registry,
+            registry.clone(),
             Arc::clone(&shared),
             Some(audit),
             shutdown.clone(),
@@ -264,6 +266,7 @@ impl Harness {
             world,
             shared,
             engine,
+            registry,
             shutdown,
         }
     }
@@ -326,6 +329,19 @@ impl Harness {
             .unwrap_or_else(|| panic!("no {kind}/{name} in /status"))
     }
 
+    /// The plan `GET /v1/plan` of a daemon running this engine answers now.
+    async fn daemon_plan(&self) -> PlanReport {
+        let view = DaemonView {
+            shared: Arc::clone(&self.shared),
+            memory: self.engine.live_memory(),
+        };
+        Planner::new(self.registry.clone(), self.dir.path().join("desired"))
+            .of_daemon(view)
+            .plan()
+            .await
+            .unwrap()
+    }
+
     fn app(&self, name: &str) -> ResourceStatus {
         self.resource(Kind::MarathonApp, name)
     }
@@ -366,7 +382,7 @@ async fn converges_from_empty_then_a_second_cycle_plans_and_applies_nothing() {
         ),
         2.0
     );
-    assert!(h.shared.ready.load(std::sync::atomic::Ordering::SeqCst));
+    assert!(h.shared.snapshot().ready);
 
     let audit = std::fs::read_to_string(h.dir.path().join("state/audit.jsonl")).unwrap();
     let events: Vec<serde_json::Value> = audit
@@ -672,6 +688,11 @@ async fn prune_is_off_by_default_and_bounded_by_the_budget_when_on() {
         "three of three managed is beyond the budget"
     );
     assert!(h.app("/a").reason.contains("deletion refused"));
+    assert_eq!(
+        h.app("/a").condition,
+        Condition::Failed,
+        "a refusal needs an operator"
+    );
     assert!(h.world.lock().unwrap().apps.contains_key("/foreign/x"));
 
     h.operator_cycle(true).await;
@@ -989,4 +1010,147 @@ async fn a_failed_action_is_retried_when_its_backoff_ends_not_at_the_resync() {
         "each retry runs when its backoff (1 s, 2 s, 4 s) ends"
     );
     running.stop().await;
+}
+
+/// Property: over generated worlds (edits, removals and hand changes, foreign apps, failures of
+/// every class, dependencies, observe mode, prune and budgets, pause, operator reconciles), the
+/// plan the daemon answers before a cycle is what the cycle does. Every resource's line has the
+/// condition and reason `/status` shows after it; one the plan applies shows that, or has
+/// failed that very action.
+#[tokio::test(start_paused = true)]
+async fn the_daemons_plan_is_what_its_next_cycle_does() {
+    let mut h = Harness::new(CLUSTER);
+    let classes = [
+        ErrorClass::Transient,
+        ErrorClass::Throttled,
+        ErrorClass::Invalid,
+        ErrorClass::Unsafe,
+    ];
+    let policies = [
+        "",
+        "[kinds.marathon_app]\nmode = \"observe\"\n",
+        "[kinds.marathon_app]\nprune = true\n",
+        "[kinds.marathon_app]\nprune = true\nmax_delete_fraction = 0.1\n",
+    ];
+    // A fixed linear congruential sequence: the same worlds every run.
+    let mut state: u64 = 0x5eed_0f_c0ffee;
+    let mut pick = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let mut seen = BTreeSet::new();
+    for round in 0..200 {
+        let app = ["a", "b", "c", "d", "e", "on-alpha"][pick(6)];
+        let id = format!("/{app}");
+        let change = match pick(10) {
+            0 | 1 => {
+                let instances = 1 + pick(3) as u32;
+                // `/on-alpha` needs node alpha's instance, which only some worlds have.
+                let labels = if app == "on-alpha" {
+                    r#", "labels": {"needs": "alpha"}"#
+                } else {
+                    ""
+                };
+                h.write_app_json(
+                    &format!("{app}.json"),
+                    &format!(
+                        r#"{{"id": "{id}", "cmd": "sleep 1000", "instances": {instances}{labels}}}"#
+                    ),
+                );
+                format!("{app}.json: {instances} instance(s)")
+            }
+            2 => {
+                let _ = std::fs::remove_file(h.dir.path().join(format!("desired/apps/{app}.json")));
+                format!("removed {app}.json")
+            }
+            3 => {
+                h.world.lock().unwrap().apps.insert(id.clone(), 9);
+                format!("{id} changed by hand")
+            }
+            4 => {
+                h.world
+                    .lock()
+                    .unwrap()
+                    .apps
+                    .insert(format!("/foreign-{round}"), 1);
+                "a foreign app".to_owned()
+            }
+            5 => {
+                let class = classes[pick(classes.len())];
+                h.fail_apply(&id, class);
+                format!("{id} fails {class}")
+            }
+            6 => {
+                h.world.lock().unwrap().fail_apply.clear();
+                "failures cleared".to_owned()
+            }
+            7 => {
+                let policy = policies[pick(policies.len())];
+                let node = if pick(2) == 0 {
+                    CLUSTER
+                } else {
+                    CLUSTER_WITH_NODE
+                };
+                h.write_cluster(&format!("{node}{policy}"));
+                format!(
+                    "cluster {policy:?}, with node: {}",
+                    node == CLUSTER_WITH_NODE
+                )
+            }
+            8 => {
+                let paused = !h.shared.is_paused();
+                h.shared.set_paused(paused);
+                format!("paused = {paused}")
+            }
+            _ => {
+                tokio::time::advance(Duration::from_secs(1 + pick(400) as u64)).await;
+                "time passed".to_owned()
+            }
+        };
+        let plan = h.daemon_plan().await;
+        h.cycle().await;
+        let text = plan.render_text();
+        let status = h.shared.snapshot().resources;
+        assert_eq!(
+            status.len(),
+            plan.kinds.iter().map(|k| k.resources.len()).sum::<usize>(),
+            "round {round} ({change}): {status:#?}\n{text}"
+        );
+        for resource in &status {
+            let name = format!("{}/{}", resource.kind, resource.name);
+            let planned = plan
+                .resource(&name)
+                .unwrap_or_else(|| panic!("round {round} ({change}): {name} not planned\n{text}"));
+            let failed_its_action = planned.decision == "apply"
+                && resource.condition == Condition::Failed
+                && resource.last_action.as_ref().is_some_and(|last| {
+                    last.result == "failed" && planned.actions.iter().any(|a| a.verb == last.verb)
+                });
+            if !failed_its_action {
+                assert_eq!(
+                    (planned.condition.as_str(), planned.reason.as_str()),
+                    (resource.condition.as_str(), resource.reason.as_str()),
+                    "round {round} ({change}): {name}\n{text}"
+                );
+            }
+            seen.insert(planned.decision.clone());
+        }
+    }
+    let every = [
+        "in_sync",
+        "apply",
+        "blocked",
+        "drifted",
+        "held",
+        "refused",
+        "unmanaged",
+    ];
+    for decision in every {
+        assert!(
+            seen.contains(decision),
+            "never decided {decision}: {seen:?}"
+        );
+    }
 }

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use converged::audit::AuditLog;
 use converged::engine::{CycleRequest, Engine, EngineSettings, Trigger};
 use converged::metrics::Metrics;
-use converged::planner::Planner;
+use converged::planner::{DaemonView, PlanReport, Planner};
 use converged::status::Shared;
 use converged_core::condition::{Condition, ResourceStatus};
 use converged_core::reconciler::Registry;
@@ -222,6 +222,39 @@ impl Harness {
         self.dir.path().join("desired")
     }
 
+    /// The plan `GET /v1/plan` of a daemon running this engine answers.
+    async fn daemon_plan(&self) -> PlanReport {
+        let view = DaemonView {
+            shared: Arc::clone(&self.shared),
+            memory: self.engine.live_memory(),
+        };
+        Planner::new(self.registry.clone(), self.desired())
+            .of_daemon(view)
+            .plan()
+            .await
+            .unwrap()
+    }
+
+    /// The daemon's plan once the world holds still: no deployment runs and two plans half a
+    /// second apart agree (tasks that are still starting change what a plan says).
+    async fn settled_daemon_plan(&self) -> PlanReport {
+        let start = Instant::now();
+        loop {
+            self.wait_for_no_deployments().await;
+            let first = self.daemon_plan().await;
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            let second = self.daemon_plan().await;
+            if decisions(&first) == decisions(&second) {
+                return second;
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(60),
+                "the world never held still: {}",
+                second.render_text()
+            );
+        }
+    }
+
     fn edit_app(&self, file: &str, edit: impl FnOnce(&mut Value)) {
         let path = self.desired().join("apps").join(file);
         let mut app: Value =
@@ -374,7 +407,7 @@ async fn converge_then_nothing_to_do(profile: &str) {
         .plan()
         .await
         .unwrap();
-    assert_eq!(plan.pending_changes, 0, "{}", plan.render_text());
+    assert_eq!(plan.exit_code(), 0, "{}", plan.render_text());
     let gitlab = h.get("/v2/apps/gitlab").await;
     assert_eq!(gitlab["app"]["labels"]["converged.cluster"], "clickcount");
     assert_eq!(
@@ -723,5 +756,116 @@ async fn secret_values_never_reach_plans_status_audit_or_logs() {
         .chain(["root-pw-rotated-77aa"])
     {
         assert!(!seen.contains(secret), "{secret} leaked");
+    }
+}
+
+/// Every resource of a plan as `(kind/name, condition, reason)`, sorted.
+fn decisions(plan: &PlanReport) -> Vec<(String, String, String)> {
+    let mut lines: Vec<_> = plan
+        .kinds
+        .iter()
+        .flat_map(|kind| &kind.resources)
+        .map(|r| (r.resource.clone(), r.condition.clone(), r.reason.clone()))
+        .collect();
+    lines.sort();
+    lines
+}
+
+/// Property: over generated worlds (apps scaled behind converged's back, files edited and
+/// removed, foreign apps, observe mode, prune and a tight budget, pause), the plan the running
+/// daemon answers has, resource by resource, the condition and reason its `/status` shows
+/// after the next cycle.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemons_plan_is_what_its_next_cycle_does() {
+    let mut h = Harness::new("1.10");
+    h.converge().await;
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../desired-state/apps");
+    let files = [
+        ("mesos-ui.json", "/mesos-ui"),
+        ("gitlab-runner.json", "/gitlab-runner"),
+        ("click-count-staging.json", "/click-count/staging"),
+        ("click-count-production.json", "/click-count/production"),
+    ];
+    let policies = [
+        "",
+        "[kinds.marathon_app]\nmode = \"observe\"\n",
+        "[kinds.marathon_app]\nprune = true\n",
+        "[kinds.marathon_app]\nprune = true\nmax_delete_fraction = 0.1\n",
+    ];
+    // A fixed linear congruential sequence: the same worlds every run.
+    let mut state: u64 = 0x5eed_0f_c0ffee;
+    let mut pick = |n: usize| {
+        state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        ((state >> 33) as usize) % n
+    };
+    let mut seen_conditions = std::collections::BTreeSet::new();
+    for round in 0..12 {
+        let (file, id) = files[pick(files.len())];
+        let world = match pick(7) {
+            0 => {
+                let scale = json!({"instances": 1 + pick(2)});
+                h.send(reqwest::Method::PUT, &format!("/v2/apps{id}"), Some(scale))
+                    .await;
+                format!("scaled {id} by hand")
+            }
+            1 if h.desired().join("apps").join(file).exists() => {
+                let instances = 1 + pick(2);
+                h.edit_app(file, |app| app["instances"] = json!(instances));
+                format!("{file}: instances = {instances}")
+            }
+            2 => {
+                let _ = std::fs::remove_file(h.desired().join("apps").join(file));
+                format!("removed {file}")
+            }
+            3 => {
+                std::fs::copy(example.join(file), h.desired().join("apps").join(file)).unwrap();
+                format!("restored {file}")
+            }
+            4 => {
+                let foreign = json!({"id": format!("/foreign-{round}"), "cmd": "sleep 1000", "cpus": 0.01, "mem": 8});
+                h.send(reqwest::Method::POST, "/v2/apps", Some(foreign))
+                    .await;
+                format!("added /foreign-{round}")
+            }
+            5 => {
+                let policy = policies[pick(policies.len())];
+                h.set_kind_policies(policy);
+                format!("policy {policy:?}")
+            }
+            _ => {
+                let paused = !h.shared.is_paused();
+                h.shared.set_paused(paused);
+                format!("paused = {paused}")
+            }
+        };
+        let plan = h.settled_daemon_plan().await;
+        h.cycle().await;
+        let mut status: Vec<_> = h
+            .resources()
+            .into_iter()
+            .map(|r| {
+                (
+                    format!("{}/{}", r.kind, r.name),
+                    r.condition.as_str().to_owned(),
+                    r.reason,
+                )
+            })
+            .collect();
+        status.sort();
+        assert_eq!(
+            decisions(&plan),
+            status,
+            "round {round} ({world}): the plan was\n{}",
+            plan.render_text()
+        );
+        seen_conditions.extend(status.into_iter().map(|(_, condition, _)| condition));
+    }
+    for condition in ["in_sync", "converging", "drifted", "unmanaged"] {
+        assert!(
+            seen_conditions.contains(condition),
+            "the generated worlds never showed {condition}: {seen_conditions:?}"
+        );
     }
 }

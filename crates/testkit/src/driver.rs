@@ -1,13 +1,14 @@
-//! A small reconcile driver for kind tests that do not build the daemon: one pass observes
-//! and plans every registered kind, then applies the actions of every resource whose
-//! dependencies are ready, kind by kind in dependency order, as the engine does (without its
-//! backoff, modes and prune policy).
+//! A small reconcile driver for kind tests that do not build the daemon (does I/O through the
+//! reconcilers): one pass observes and plans every registered kind, hands the plans to the
+//! daemon's decision core (`converged_core::decide`) with no memory, and applies what it
+//! decided in the order it decided, as the engine does (without the engine's backoff and
+//! records between passes: every pass starts afresh).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use converged_core::plan::{Readiness, Verdict};
-use converged_core::reconciler::Registry;
+use converged_core::decide::{CyclePolicy, Decision, Memory, decide};
+use converged_core::reconciler::{DynReconciler, ErasedAction, Registry};
 use converged_core::{DesiredState, ErrorClass, ResourceId};
 
 /// Where a resource stood after one pass.
@@ -96,48 +97,49 @@ impl Driver {
         let mut plans = Vec::new();
         for reconciler in self.registry.iter() {
             match reconciler.observe_and_plan(desired).await {
-                Ok(plan) => plans.push((reconciler.clone(), plan)),
+                Ok(plan) => plans.push((reconciler.kind(), plan)),
                 Err(err) => pass.observe_errors.push(err.to_string()),
             }
         }
-        let mut ready = Readiness::new(self.registry.kinds());
-        for (reconciler, plan) in &plans {
-            ready.observed(reconciler.kind(), plan);
+        let decided = decide(
+            desired,
+            &self.registry.kinds(),
+            plans,
+            &Memory::<()>::default(),
+            CyclePolicy::default(),
+            (),
+        );
+        let ids: Vec<ResourceId> = decided.resources.iter().map(|r| r.id.clone()).collect();
+        let mut to_apply = BTreeMap::new();
+        for resource in decided.resources {
+            let outcome = match resource.decision {
+                Decision::InSync => Outcome::InSync,
+                Decision::Converging { reason } => Outcome::Converging(reason),
+                Decision::Blocked { on, .. } => Outcome::Blocked(on),
+                Decision::Drifted { reason, .. } => Outcome::Drifted(reason),
+                Decision::Held { reason }
+                | Decision::Refused { reason, .. }
+                | Decision::Failed { reason } => Outcome::Failed(reason),
+                Decision::Unmanaged { reason } => Outcome::Unmanaged(reason),
+                Decision::Apply { actions } => {
+                    to_apply.insert(resource.id.clone(), actions);
+                    continue;
+                }
+            };
+            pass.resources.insert(resource.id, outcome);
         }
-        for (reconciler, plan) in plans {
-            for resource in plan.resources {
-                let outcome = match resource.verdict {
-                    Verdict::InSync => Outcome::InSync,
-                    Verdict::Converging { reason } => Outcome::Converging(reason),
-                    Verdict::Blocked { on, .. } => Outcome::Blocked(on),
-                    Verdict::Drifted { reason, .. } => Outcome::Drifted(reason),
-                    Verdict::Failed { reason } => Outcome::Failed(reason),
-                    Verdict::Unmanaged { reason } => Outcome::Unmanaged(reason),
-                    Verdict::Act { actions } => {
-                        if let Some((dependency, _)) = ready.blocker(&resource.depends_on, &actions)
-                        {
-                            Outcome::Blocked(dependency.clone())
-                        } else {
-                            let mut verbs = Vec::new();
-                            let mut failure = None;
-                            for action in &actions {
-                                match reconciler.apply(action).await {
-                                    Ok(()) => verbs.push(action.verb),
-                                    Err(err) => {
-                                        failure = Some(Outcome::ActionFailed {
-                                            verb: action.verb,
-                                            class: err.class(),
-                                            message: err.to_string(),
-                                        });
-                                        break;
-                                    }
-                                }
-                            }
-                            failure.unwrap_or(Outcome::Applied(verbs))
-                        }
-                    }
-                };
-                pass.resources.insert(resource.id, outcome);
+        // In the decided order; one batch's resources one after another here (the engine
+        // runs them concurrently).
+        for batch in decided.batches {
+            let Some(reconciler) = self.registry.get(batch.kind) else {
+                continue;
+            };
+            for index in batch.resources {
+                let id = &ids[index];
+                if let Some(actions) = to_apply.remove(id) {
+                    let outcome = apply_all(reconciler.as_ref(), &actions).await;
+                    pass.resources.insert(id.clone(), outcome);
+                }
             }
         }
         pass
@@ -171,4 +173,20 @@ impl Driver {
             tokio::time::sleep(interval).await;
         }
     }
+}
+
+/// Applies `actions` in order, stopping at the first failure.
+async fn apply_all(reconciler: &dyn DynReconciler, actions: &[ErasedAction]) -> Outcome {
+    let mut verbs = Vec::new();
+    for action in actions {
+        if let Err(err) = reconciler.apply(action).await {
+            return Outcome::ActionFailed {
+                verb: action.verb,
+                class: err.class(),
+                message: err.to_string(),
+            };
+        }
+        verbs.push(action.verb);
+    }
+    Outcome::Applied(verbs)
 }

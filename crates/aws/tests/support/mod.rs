@@ -12,6 +12,7 @@ use aws_config::BehaviorVersion;
 use aws_sdk_ec2::config::Credentials;
 use converged::engine::{CycleReport, CycleRequest, Engine, EngineSettings, Trigger};
 use converged::metrics::Metrics;
+use converged::planner::{DaemonView, Planner};
 use converged::status::Shared;
 use converged_aws::operation::Operation;
 use converged_aws::{AwsSettings, StaticCredentials};
@@ -220,6 +221,16 @@ impl Harness {
 
     pub fn desired_dir(&self) -> PathBuf {
         self.root.join("desired")
+    }
+
+    /// The plan `GET /v1/plan` of a daemon running this engine would answer: the engine's
+    /// memory and pause, kinds observed through a registry of their own.
+    pub fn daemon_planner(&self, endpoint: &str) -> Planner {
+        let registry = registry(endpoint, &self.root.join("state"), Metrics::new().unwrap());
+        Planner::new(registry, self.desired_dir()).of_daemon(DaemonView {
+            shared: Arc::clone(&self.shared),
+            memory: self.engine.live_memory(),
+        })
     }
 
     pub fn write_cluster(&self, cluster_toml: &str) {
