@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use converged_testkit::copy_dir;
+use converged_testkit::{copy_dir, wait_for};
 
 const BINARY: &str = env!("CARGO_BIN_EXE_converged");
 
@@ -319,4 +319,100 @@ fn a_missing_config_file_is_an_error() {
     let out = converged(&["run", "--config", "/nonexistent/converged.toml"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("does not exist"));
+}
+
+#[test]
+fn validate_names_a_pipe_a_socket_a_large_file_and_a_symlink_out_within_two_seconds() {
+    let outside = tempfile::tempdir().unwrap();
+    std::fs::write(outside.path().join("passwd"), "root:x:0:0").unwrap();
+    /// Puts one thing at the given path in `apps/`.
+    type Make<'a> = &'a dyn Fn(&Path);
+    let cases: [(&str, Make, &str); 4] = [
+        (
+            "pipe.json",
+            &|path| mkfifo(path),
+            "apps/pipe.json: is a named pipe; only regular files are read",
+        ),
+        (
+            "socket.json",
+            &|path| {
+                std::os::unix::net::UnixListener::bind(path).unwrap();
+            },
+            "apps/socket.json: is a socket; only regular files are read",
+        ),
+        (
+            "big.json",
+            &|path| std::fs::write(path, format!("{{}}{}", " ".repeat(2 << 20))).unwrap(),
+            "apps/big.json: is 2.0 MiB (2097154 bytes); an app file may be at most 1 MiB: \
+             Marathon keeps an app definition in one ZooKeeper node",
+        ),
+        (
+            "passwd.json",
+            &|path| std::os::unix::fs::symlink(outside.path().join("passwd"), path).unwrap(),
+            "apps/passwd.json: is a symlink to ",
+        ),
+    ];
+    for (name, make, expected) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let desired = apps_only_desired_state(dir.path());
+        make(&desired.join("apps").join(name));
+        let mut child = Command::new(BINARY)
+            .args(["validate", desired.to_str().unwrap()])
+            .env_remove("CONVERGED_CONFIG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(2);
+        let status = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("`converged validate` with apps/{name} had not exited after 2 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let mut stderr = String::new();
+        std::io::Read::read_to_string(child.stderr.as_mut().unwrap(), &mut stderr).unwrap();
+        assert_eq!(status.code(), Some(1), "apps/{name}: {stderr}");
+        assert!(
+            stderr.contains("1 problem(s)") && stderr.contains(expected),
+            "apps/{name}: missing `{expected}` in:\n{stderr}"
+        );
+        assert!(!stderr.contains("root:x"), "nothing outside is read");
+    }
+}
+
+#[test]
+fn the_daemon_names_a_pipe_dropped_into_the_folder_and_keeps_answering() {
+    let dir = tempfile::tempdir().unwrap();
+    let desired = apps_only_desired_state(dir.path());
+    let daemon = Daemon::start(&desired);
+    mkfifo(&desired.join("apps/pipe.json"));
+    assert_eq!(daemon.post("/v1/reconcile", Some("test-token")), 202);
+    let errors = wait_for(
+        "/status to report the folder invalid",
+        Duration::from_secs(10),
+        || {
+            let status: serde_json::Value = serde_json::from_str(&daemon.get("/status").1).ok()?;
+            (status["desired_state"]["valid"] == false)
+                .then(|| status["desired_state"]["errors"].to_string())
+        },
+    );
+    assert!(
+        errors.contains(r#""file":"apps/pipe.json""#)
+            && errors.contains("is a named pipe; only regular files are read"),
+        "{errors}"
+    );
+    assert_eq!(daemon.get("/healthz").0, 200);
+    let (code, logs) = daemon.terminate();
+    assert_eq!(code, Some(0), "{logs}");
+}
+
+fn mkfifo(path: &Path) {
+    let made = Command::new("mkfifo").arg(path).status().unwrap();
+    assert!(made.success(), "mkfifo {}", path.display());
 }
