@@ -541,12 +541,20 @@ async fn the_plan_shows_pending_changes_until_converged() {
     );
     let before = planner.plan().await.unwrap();
     let text = before.render_text();
-    // The group and three instances; the records are blocked on their instances.
-    assert_eq!(before.summary.to_create, 1 + 3, "{text}");
+    // This cycle creates the group; the instances wait for it, the records for them.
+    assert_eq!(before.summary.to_create, 1, "{text}");
     assert_eq!(before.summary.unobserved, 0, "{text}");
+    assert_eq!(before.summary.blocked["security_group"], 3, "{text}");
+    assert_eq!(before.summary.blocked["instance"], 8, "{text}");
     assert_eq!(before.exit_code(), 2, "{text}");
-    assert!(text.contains("+ instance/services: create"), "{text}");
-    assert!(text.contains("blocked on instance"), "{text}");
+    assert!(
+        text.contains("+ security_group/converged-clickcount: create"),
+        "{text}"
+    );
+    assert!(
+        text.contains(". instance/services: blocked on security_group/converged-clickcount"),
+        "{text}"
+    );
     harness.converge(8).await;
     let after = planner.plan().await.unwrap();
     assert_eq!(after.exit_code(), 0, "{}", after.render_text());
@@ -970,24 +978,15 @@ async fn instances_of_the_cluster_without_a_node_wait_for_prune_and_the_deletion
     let strays = [stray(&world, "old-a").await, stray(&world, "old-b").await];
 
     let url = world.moto.url.clone();
-    let prune_off = stray_reasons(
-        &mut harness,
-        &url,
-        &world.example_cluster(),
-        Condition::Drifted,
-        2,
-    );
-    for reason in prune_off.await {
+    let example = world.example_cluster();
+    for reason in stray_reasons(&mut harness, &url, &example, Condition::Drifted, 2).await {
         assert!(reason.contains("prune is off for instance"), "{reason}");
     }
     let pruning = |fraction: f64| {
-        format!(
-            "{}\n[kinds.instance]\nprune = true\nmax_delete_fraction = {fraction}\n",
-            world.example_cluster()
-        )
+        format!("{example}\n[kinds.instance]\nprune = true\nmax_delete_fraction = {fraction}\n")
     };
-    let refused = stray_reasons(&mut harness, &url, &pruning(0.25), Condition::Failed, 1);
-    for reason in refused.await {
+    let tight = pruning(0.25);
+    for reason in stray_reasons(&mut harness, &url, &tight, Condition::Failed, 1).await {
         assert!(
             reason.contains(
                 "deletion refused: this cycle would delete 2 of 5 managed instance resources"

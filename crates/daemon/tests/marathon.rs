@@ -803,15 +803,19 @@ async fn the_daemons_plan_is_what_its_next_cycle_does() {
     let mut seen_conditions = std::collections::BTreeSet::new();
     for round in 0..12 {
         let (file, id) = files[pick(files.len())];
-        let world = match pick(7) {
+        // The first round puts a foreign app in place, so every run sees one; then chance
+        // decides.
+        let choice = if round == 0 { 4 } else { pick(7) };
+        let world = match choice {
             0 => {
-                let scale = json!({"instances": 1 + pick(2)});
+                // Scaled down: a world where every deployment can finish on the example agents.
+                let scale = json!({"instances": 0});
                 h.send(reqwest::Method::PUT, &format!("/v2/apps{id}"), Some(scale))
                     .await;
                 format!("scaled {id} by hand")
             }
             1 if h.desired().join("apps").join(file).exists() => {
-                let instances = 1 + pick(2);
+                let instances = pick(2);
                 h.edit_app(file, |app| app["instances"] = json!(instances));
                 format!("{file}: instances = {instances}")
             }
@@ -824,10 +828,14 @@ async fn the_daemons_plan_is_what_its_next_cycle_does() {
                 format!("restored {file}")
             }
             4 => {
-                let foreign = json!({"id": format!("/foreign-{round}"), "cmd": "sleep 1000", "cpus": 0.01, "mem": 8});
+                // Someone else's app where a desired one was: unmanaged until adopted.
+                h.send(reqwest::Method::DELETE, &format!("/v2/apps{id}"), None)
+                    .await;
+                h.wait_for_no_deployments().await;
+                let foreign = json!({"id": id, "cmd": "sleep 1000", "cpus": 0.01, "mem": 8});
                 h.send(reqwest::Method::POST, "/v2/apps", Some(foreign))
                     .await;
-                format!("added /foreign-{round}")
+                format!("{id} replaced by a foreign app")
             }
             5 => {
                 let policy = policies[pick(policies.len())];
