@@ -282,6 +282,25 @@ fn run_serves_status_and_metrics_guards_posts_and_drains_on_sigterm() {
         "{}",
         String::from_utf8_lossy(&plan.stderr)
     );
+    let asked = String::from_utf8_lossy(&plan.stdout);
+    assert!(asked.contains("planned by the running daemon"), "{asked}");
+    assert!(
+        asked.contains("Plan: 0 to create, 0 to change, 0 to delete"),
+        "{asked}"
+    );
+    let local = Command::new(BINARY)
+        .args([
+            "plan",
+            "--local",
+            "--config",
+            daemon.config.to_str().unwrap(),
+        ])
+        .envs(LOOPBACK_ONLY_AWS)
+        .output()
+        .unwrap();
+    let local_text = String::from_utf8_lossy(&local.stdout);
+    assert_eq!(local.status.code(), Some(0), "{local_text}");
+    assert!(local_text.contains("planned locally"), "{local_text}");
     assert!(daemon.state_dir.join("audit.jsonl").exists());
 
     let (code, logs) = daemon.terminate();
@@ -306,7 +325,7 @@ fn plan_exits_one_on_an_invalid_desired_state() {
     .unwrap();
     let config = dir.path().join("c.toml");
     std::fs::write(&config, format!("desired_state = {:?}\n", dir.path())).unwrap();
-    let out = converged(&["plan", "--config", config.to_str().unwrap()]);
+    let out = converged(&["plan", "--local", "--config", config.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         String::from_utf8_lossy(&out.stderr)

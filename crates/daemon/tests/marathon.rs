@@ -877,3 +877,26 @@ async fn the_daemons_plan_is_what_its_next_cycle_does() {
         );
     }
 }
+
+/// A secret the plan cannot resolve is a resource that would fail: `!` and exit 1, never a
+/// change under exit 2.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unresolvable_secret_is_planned_as_a_failure() {
+    let h = Harness::new("1.10");
+    std::fs::remove_file(h.dir.path().join("secrets/0")).unwrap();
+    let plan = Planner::new(h.registry.clone(), h.desired())
+        .plan()
+        .await
+        .unwrap();
+    let text = plan.render_text();
+    assert_eq!(plan.exit_code(), 1, "{text}");
+    assert!(
+        text.contains("! marathon_app//gitlab: would fail: "),
+        "{text}"
+    );
+    assert!(text.contains("; 1 would fail"), "{text}");
+    assert_eq!(
+        plan.resource("marathon_app//gitlab").unwrap().condition,
+        "failed"
+    );
+}
