@@ -679,9 +679,13 @@ fn size(bytes: u64) -> String {
 /// limit, so a file growing meanwhile cannot make it read more.
 fn read_bounded(file: &Readable, limit: &Limit) -> Result<String, Unreadable> {
     // The path was a regular file an instant ago; a pipe put in its place in between would make
-    // this open wait for a writer, which is why callers run the load on a thread with a
-    // deadline. Every other case is caught before or after the open.
-    let opened = std::fs::File::open(&file.path)?;
+    // a plain open wait for a writer. Opened non-blocking, it returns at once and the check of
+    // the handle below refuses it (reads of a regular file ignore the flag).
+    use std::os::unix::fs::OpenOptionsExt;
+    let opened = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(&file.path)?;
     let metadata = opened.metadata()?;
     if !metadata.is_file() {
         return Err(Unreadable::Refused(format!(
@@ -741,6 +745,36 @@ mod tests {
     use std::io::Read;
 
     use super::*;
+
+    #[test]
+    fn a_file_swapped_for_a_pipe_after_its_inspection_is_refused_not_waited_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("app.json");
+        std::fs::write(&path, "{}").unwrap();
+        let inspected = Readable {
+            metadata: std::fs::metadata(&path).unwrap(),
+            path: path.clone(),
+        };
+        std::fs::remove_file(&path).unwrap();
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (sent, received) = std::sync::mpsc::channel();
+        std::thread::spawn(move || sent.send(read_bounded(&inspected, &APP_LIMIT)));
+        // Without the non-blocking open the reader would wait for a writer that never comes.
+        let result = received
+            .recv_timeout(std::time::Duration::from_secs(5))
+            .expect("the open of a pipe returned");
+        match result {
+            Err(Unreadable::Refused(message)) => {
+                assert!(message.contains("replaced while being read"), "{message}")
+            }
+            Ok(text) => panic!("read {text:?} from a pipe"),
+            Err(_) => panic!("the pipe was not refused as replaced"),
+        }
+    }
 
     #[test]
     fn a_read_stops_one_byte_past_the_limit_of_an_endless_file() {
