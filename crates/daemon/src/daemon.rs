@@ -36,7 +36,8 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     let audit = Arc::new(AuditLog::open(&config.state_dir)?);
     let metrics = Metrics::new()?;
-    let registry = kinds::registry(&config, Arc::new(metrics.clone()))?;
+    let registry = kinds::registry(&config, Arc::new(metrics.clone()), kinds::Access::ReadWrite)?;
+    let planning = kinds::registry(&config, Arc::new(metrics.clone()), kinds::Access::ReadOnly)?;
     let shared = Arc::new(Shared::new(metrics));
     let (triggers, trigger_rx) = mpsc::channel(64);
     let shutdown = CancellationToken::new();
@@ -50,7 +51,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     let state = AppState {
         shared: Arc::clone(&shared),
         triggers: triggers.clone(),
-        planner: Arc::new(Planner::new(registry.clone(), config.desired_state.clone())),
+        planner: Arc::new(Planner::new(planning, config.desired_state.clone())),
         token: token.map(Arc::new),
     };
     let settings = EngineSettings::new(config.desired_state.clone(), config.resync_interval);

@@ -1,5 +1,7 @@
 //! The registry of kinds the daemon runs, built from the daemon configuration. Every external
-//! API request is reported to `recorder` (the daemon's metrics).
+//! API request is reported to `recorder` (the daemon's metrics). The engine's registry writes
+//! converged's state (ZooKeeper ids, host key pins, the Mesos agents it manages); the
+//! planner's is read-only and shows what it would have written instead.
 
 use std::sync::Arc;
 
@@ -10,6 +12,7 @@ use converged_hosts::{
     AllowedNetworks, HostLayer, HostServices, Runtime, RuntimeKind, SshPool, SshSettings,
 };
 use converged_mesos::agent::api::HttpMesosMaster;
+use converged_mesos::agent::memory::AgentMemoryStore;
 use converged_mesos::agent::reconciler::MesosAgents;
 use converged_mesos::marathon::api::{HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
@@ -37,9 +40,12 @@ fn aws_settings(config: &DaemonConfig) -> Result<converged_aws::AwsSettings, Dae
 /// The service whose restarts the ensemble kind rolls out itself, one member at a time.
 const ROLLED_BY_ENSEMBLE: &str = "zookeeper";
 
+pub use converged_hosts::Access;
+
 pub fn registry(
     config: &DaemonConfig,
     recorder: Arc<dyn ApiRecorder>,
+    access: Access,
 ) -> Result<Registry, DaemonError> {
     let mut registry = Registry::default();
 
@@ -57,6 +63,7 @@ pub fn registry(
         config.ssh.known_hosts.clone(),
     );
     ssh.allowed_networks = allowed.clone();
+    ssh.access = access;
     let pool = Arc::new(SshPool::new(ssh, Arc::clone(&recorder)));
     let addresses = Arc::new(InstanceAddresses::new(
         config.ssh.address_overrides.clone(),
@@ -67,7 +74,7 @@ pub fn registry(
         RuntimeChoice::Docker => RuntimeKind::Docker,
         RuntimeChoice::Exec => RuntimeKind::Exec,
     };
-    let ids = Arc::new(IdStore::new(&config.state_dir));
+    let ids = Arc::new(IdStore::new(&config.state_dir, access));
     let layer = Arc::new(
         HostLayer::new(
             pool,
@@ -90,6 +97,7 @@ pub fn registry(
         Arc::new(master),
         config.mesos.urls(),
         config.mesos.agent_grace,
+        AgentMemoryStore::new(&config.state_dir, access),
     );
 
     let urls = config.marathon.urls();

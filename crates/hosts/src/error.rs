@@ -74,6 +74,11 @@ pub enum HostsError {
         service: String,
         reason: String,
     },
+    #[error("refused to {operation} on node {node}: this registry is read-only (converged plan)")]
+    ReadOnly {
+        node: String,
+        operation: &'static str,
+    },
     #[error("failed to read or write {what} in the state directory: {message}")]
     StateFile { what: &'static str, message: String },
 }
@@ -92,7 +97,9 @@ impl Classified for HostsError {
             Self::LoadKey { .. } | Self::Authenticate { .. } | Self::RenderService { .. } => {
                 ErrorClass::Invalid
             }
-            Self::AddressNotAllowed { .. } | Self::HostKeyChanged { .. } => ErrorClass::Unsafe,
+            Self::AddressNotAllowed { .. }
+            | Self::HostKeyChanged { .. }
+            | Self::ReadOnly { .. } => ErrorClass::Unsafe,
         }
     }
 }

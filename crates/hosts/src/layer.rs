@@ -34,6 +34,9 @@ pub struct NodeObservation {
     /// The services converged manages there, by name; an error when the host could not be
     /// read (nothing else is known then).
     pub services: Result<BTreeMap<String, ObservedService>, HostsError>,
+    /// The host key (type and fingerprint) a read-only observation accepted without pinning
+    /// it: the daemon pins it on first contact.
+    pub would_pin: Option<String>,
 }
 
 /// Everything the host plans need, gathered by `HostLayer::observe`.
@@ -54,6 +57,25 @@ impl HostsObserved {
             .iter()
             .filter_map(|(name, node)| node.address.as_ref().ok().map(|a| (name.clone(), a.ip)))
             .collect()
+    }
+
+    /// What a read-only observation did not record for `service` on `node`: the host key it
+    /// would pin and what the extras would assign (pure).
+    pub fn notes(&self, node: &str, service: &str) -> Vec<String> {
+        let pin = self
+            .nodes
+            .get(node)
+            .and_then(|host| host.would_pin.as_ref())
+            .map(|key| format!("would pin host key {key} for {node}"));
+        let extras = self
+            .extras
+            .as_ref()
+            .ok()
+            .and_then(|extras| extras.notes.get(&(node.to_owned(), service.to_owned())))
+            .into_iter()
+            .flatten()
+            .cloned();
+        pin.into_iter().chain(extras).collect()
     }
 
     /// Every wanted service rendered for its node (pure).
@@ -203,7 +225,18 @@ impl HostLayer {
                     Ok(address) => self.read_services(&name, address.ssh, &command).await,
                     Err(err) => Err(err.clone()),
                 };
-                (name, NodeObservation { address, services })
+                let would_pin = address
+                    .as_ref()
+                    .ok()
+                    .and_then(|address| self.runner.unpinned_key(&name, address.ssh));
+                (
+                    name,
+                    NodeObservation {
+                        address,
+                        services,
+                        would_pin,
+                    },
+                )
             }
         });
         let nodes: BTreeMap<String, NodeObservation> =
@@ -222,6 +255,7 @@ impl HostLayer {
                     merged.vars.entry(node).or_default().extend(vars);
                 }
                 merged.files.extend(more.files);
+                merged.notes.extend(more.notes);
                 Ok(merged)
             });
         }

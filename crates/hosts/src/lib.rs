@@ -2,6 +2,7 @@
 //! and `exec` service runtimes, and the `host_service` kind. The ZooKeeper ensemble and the
 //! Mesos agents act on hosts through the `HostLayer` defined here.
 
+pub mod access;
 pub mod address;
 pub mod error;
 pub mod known_hosts;
@@ -12,6 +13,7 @@ pub mod service;
 pub mod shell;
 pub mod ssh;
 
+pub use access::Access;
 pub use address::{AllowedNetworks, NodeAddress, NodeAddresses, OverrideAddresses};
 pub use error::HostsError;
 pub use layer::{HostAction, HostLayer, HostsObserved, ServiceExtras};

@@ -27,6 +27,9 @@ pub struct Extras {
     pub vars: BTreeMap<String, BTreeMap<String, String>>,
     /// (node, service) → files.
     pub files: BTreeMap<(String, String), Vec<ServiceFile>>,
+    /// (node, service) → what a read-only observation computed but did not record
+    /// (`myid 3 (would be assigned)`), for the plan to show.
+    pub notes: BTreeMap<(String, String), Vec<String>>,
 }
 
 /// An environment value after secret resolution.

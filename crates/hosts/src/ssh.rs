@@ -1,6 +1,7 @@
 //! SSH sessions (I/O): key authentication with russh, one pooled session per host reused
 //! across commands, host keys pinned through `KnownHosts`, timeouts on connect and on every
 //! command, exit status and stderr captured. Nothing is dialled outside `allowed_networks`.
+//! A read-only pool (`converged plan`) pins no key and runs no command that changes a host.
 
 use converged_core::Classified;
 use std::collections::HashMap;
@@ -18,6 +19,7 @@ use russh::client::{self, Handle};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
 use tokio::sync::{Mutex, OnceCell};
 
+use crate::access::Access;
 use crate::address::AllowedNetworks;
 use crate::error::HostsError;
 use crate::known_hosts::{KeyCheck, KnownHosts};
@@ -34,6 +36,8 @@ pub struct SshSettings {
     /// The pinned host keys (`ssh.known_hosts`, in the state directory).
     pub known_hosts: PathBuf,
     pub allowed_networks: AllowedNetworks,
+    /// Whether first contact pins host keys and commands may change hosts.
+    pub access: Access,
     pub connect_timeout: Duration,
     /// The default limit for one command; a command may ask for longer.
     pub command_timeout: Duration,
@@ -46,6 +50,7 @@ impl SshSettings {
             key_file,
             known_hosts,
             allowed_networks: AllowedNetworks::default(),
+            access: Access::ReadWrite,
             connect_timeout: Duration::from_secs(5),
             command_timeout: Duration::from_secs(30),
         }
@@ -121,6 +126,10 @@ pub trait HostRunner: Send + Sync {
         address: SocketAddr,
         command: &RemoteCommand,
     ) -> Result<CommandOutput, HostsError>;
+
+    /// The host key (type and SHA-256 fingerprint) a read-only runner accepted from `address`
+    /// without pinning it: what the daemon would pin on first contact.
+    fn unpinned_key(&self, node: &str, address: SocketAddr) -> Option<String>;
 }
 
 /// Counts of commands run, to prove that a converged world only sees reads.
@@ -160,7 +169,10 @@ pub struct SshPool {
 
 impl SshPool {
     pub fn new(settings: SshSettings, recorder: Arc<dyn ApiRecorder>) -> Self {
-        let known_hosts = Arc::new(KnownHosts::new(settings.known_hosts.clone()));
+        let known_hosts = Arc::new(KnownHosts::new(
+            settings.known_hosts.clone(),
+            settings.access,
+        ));
         Self {
             settings,
             known_hosts,
@@ -391,6 +403,13 @@ impl HostRunner for SshPool {
         address: SocketAddr,
         command: &RemoteCommand,
     ) -> Result<CommandOutput, HostsError> {
+        if !command.read_only && !self.settings.access.writes() {
+            // A read-only pool may hold a session to a host whose key it accepted unpinned.
+            return Err(HostsError::ReadOnly {
+                node: node.to_owned(),
+                operation: command.operation,
+            });
+        }
         let limit = command.timeout.unwrap_or(self.settings.command_timeout);
         let started = Instant::now();
         let result = match tokio::time::timeout(limit, self.exec(node, address, command)).await {
@@ -427,6 +446,18 @@ impl HostRunner for SshPool {
         };
         self.record(command.operation, outcome, started);
         result
+    }
+
+    fn unpinned_key(&self, node: &str, address: SocketAddr) -> Option<String> {
+        let key = self.known_hosts.would_pin(node, address)?;
+        Some(match russh::keys::PublicKey::from_openssh(&key) {
+            Ok(parsed) => format!(
+                "{} {}",
+                parsed.algorithm().as_str(),
+                parsed.fingerprint(HashAlg::Sha256)
+            ),
+            Err(_) => key,
+        })
     }
 }
 
@@ -486,6 +517,10 @@ impl client::Handler for Pinning {
             Ok(KeyCheck::Matches) => Ok(true),
             Ok(KeyCheck::Pinned) => {
                 tracing::info!(node = %self.node, address = %self.address, fingerprint = %key.fingerprint(HashAlg::Sha256), "pinned host key on first use");
+                Ok(true)
+            }
+            Ok(KeyCheck::WouldPin) => {
+                tracing::info!(node = %self.node, address = %self.address, fingerprint = %key.fingerprint(HashAlg::Sha256), "accepted an unpinned host key for a read-only observation, without pinning it");
                 Ok(true)
             }
             Ok(KeyCheck::Changed { pinned }) => {

@@ -1,7 +1,9 @@
 //! The `host_service` kind with the exec runtime against three real sshd test hosts: start
 //! from nothing, a second pass that only reads, a killed process restarted, a changed host key
 //! refused with nothing run, an unreachable host isolated, and an address outside
-//! `allowed_networks` refused without being dialled.
+//! `allowed_networks` refused without being dialled. A read-only registry (`converged plan`)
+//! meeting hosts for the first time pins no key, says which keys it would pin, and runs
+//! nothing that changes a host.
 
 use std::collections::BTreeMap;
 use std::net::TcpListener;
@@ -9,12 +11,13 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use converged_core::plan::Verdict;
 use converged_core::reconciler::Registry;
-use converged_core::{DesiredState, ErrorClass, load_desired_state};
+use converged_core::{DesiredState, ErrorClass, Kind, load_desired_state};
 use converged_hosts::ssh::CommandCounts;
 use converged_hosts::{
-    AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind, SshPool,
-    SshSettings,
+    Access, AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind,
+    SshPool, SshSettings,
 };
 use converged_testkit::driver::{Driver, Outcome};
 use converged_testkit::{HostOptions, NoMetrics, TestHosts};
@@ -61,9 +64,25 @@ struct Setup {
     state: tempfile::TempDir,
 }
 
-fn setup(extra_overrides: &[(&str, String)]) -> Setup {
+fn setup(extra_overrides: &[(&str, String)], access: Access) -> Setup {
     let hosts = TestHosts::start(&HOSTS, &HostOptions::default());
     let state = tempfile::tempdir().unwrap();
+    let (driver, counts) = driver_for(&hosts, state.path(), extra_overrides, access);
+    Setup {
+        hosts,
+        driver,
+        counts,
+        state,
+    }
+}
+
+/// A `host_service` registry over `hosts`, pinning keys in `<state>/known_hosts`.
+fn driver_for(
+    hosts: &TestHosts,
+    state: &Path,
+    extra_overrides: &[(&str, String)],
+    access: Access,
+) -> (Driver, Arc<CommandCounts>) {
     let mut overrides: BTreeMap<String, String> = hosts
         .hosts
         .iter()
@@ -73,13 +92,10 @@ fn setup(extra_overrides: &[(&str, String)]) -> Setup {
         overrides.insert((*node).to_owned(), address.clone());
     }
     let allowed = AllowedNetworks::new(vec!["127.0.21.0/24".parse().unwrap()]);
-    let mut settings = SshSettings::new(
-        "root",
-        hosts.key_file.clone(),
-        state.path().join("known_hosts"),
-    );
+    let mut settings = SshSettings::new("root", hosts.key_file.clone(), state.join("known_hosts"));
     settings.allowed_networks = allowed.clone();
     settings.connect_timeout = Duration::from_secs(3);
+    settings.access = access;
     let pool = Arc::new(SshPool::new(settings, Arc::new(NoMetrics)));
     let counts = pool.counts();
     let layer = HostLayer::new(
@@ -90,12 +106,7 @@ fn setup(extra_overrides: &[(&str, String)]) -> Setup {
     );
     let mut registry = Registry::default();
     registry.register(HostServices::new(Arc::new(layer)));
-    Setup {
-        hosts,
-        driver: Driver::new(registry),
-        counts,
-        state,
-    }
+    (Driver::new(registry), counts)
 }
 
 fn pid(hosts: &TestHosts, i: usize) -> String {
@@ -110,7 +121,7 @@ async fn services_start_stay_up_and_survive_faults_in_isolation() {
         driver,
         counts,
         state,
-    } = setup(&[]);
+    } = setup(&[], Access::ReadWrite);
     let secret = state.path().join("token");
     std::fs::write(&secret, "s3cret-token\n").unwrap();
     let desired = write_desired(&state.path().join("desired"), &secret, "");
@@ -235,7 +246,7 @@ async fn an_address_outside_allowed_networks_is_never_dialled() {
         driver,
         state,
         ..
-    } = setup(&[("delta", address)]);
+    } = setup(&[("delta", address)], Access::ReadWrite);
     let secret = state.path().join("token");
     std::fs::write(&secret, "x").unwrap();
     let desired = write_desired(
@@ -258,4 +269,127 @@ async fn an_address_outside_allowed_networks_is_never_dialled() {
         outside.accept().is_err(),
         "nothing may connect to an address outside allowed_networks"
     );
+}
+
+/// Each resource's verdict with the reason of its first action (or its own), observed and
+/// planned through `registry` without applying anything.
+async fn plan_reasons(registry: &Registry, desired: &DesiredState) -> BTreeMap<String, String> {
+    let plan = registry
+        .get(Kind::HostService)
+        .unwrap()
+        .observe_and_plan(desired)
+        .await
+        .unwrap();
+    plan.resources
+        .into_iter()
+        .map(|resource| {
+            let summary = match &resource.verdict {
+                Verdict::Act { actions } => format!("{}: {}", actions[0].verb, actions[0].reason),
+                Verdict::InSync => "in_sync".to_owned(),
+                other => format!("{other:?}"),
+            };
+            (resource.id.name, summary)
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_observation_of_new_hosts_pins_nothing_and_names_the_keys_it_would_pin() {
+    let Setup {
+        hosts,
+        driver: reading,
+        counts,
+        state,
+    } = setup(&[], Access::ReadOnly);
+    let secret = state.path().join("token");
+    std::fs::write(&secret, "x").unwrap();
+    let desired = write_desired(&state.path().join("desired"), &secret, "");
+    let known_hosts = state.path().join("known_hosts");
+
+    let preview = plan_reasons(&reading.registry, &desired).await;
+    assert!(
+        !known_hosts.exists(),
+        "no key pinned by a read-only observation"
+    );
+    assert!(!known_hosts.with_extension("tmp").exists());
+    let mut would_pin = BTreeMap::new();
+    for (name, _) in HOSTS {
+        let summary = &preview[&format!("{name}/marathon")];
+        let (_, key) = summary
+            .split_once("would pin host key ")
+            .unwrap_or_else(|| panic!("{summary}"));
+        let key = key
+            .strip_suffix(&format!(" for {name}"))
+            .unwrap_or_else(|| panic!("{summary}"));
+        assert!(
+            key.starts_with("ssh-ed25519 SHA256:"),
+            "type and fingerprint: {key}"
+        );
+        assert!(
+            summary.starts_with("start: not running on the host; "),
+            "{summary}"
+        );
+        would_pin.insert(name, key.to_owned());
+    }
+
+    // A read-only registry cannot change a host, even when asked to.
+    let plan = reading
+        .registry
+        .get(Kind::HostService)
+        .unwrap()
+        .observe_and_plan(&desired)
+        .await
+        .unwrap();
+    let start = plan.resources[0].actions()[0].clone();
+    let refused = reading
+        .registry
+        .get(Kind::HostService)
+        .unwrap()
+        .apply(&start)
+        .await
+        .unwrap_err();
+    assert_eq!(refused.class(), ErrorClass::Unsafe, "{refused}");
+    assert!(refused.to_string().contains("read-only"), "{refused}");
+    assert_eq!(counts.writes(), 0, "no command that changes a host ran");
+    assert!(!hosts.path(0, "marathon/pid").exists());
+    assert!(!known_hosts.exists());
+
+    // The daemon's registry pins exactly the keys the plan named, and plans the same actions.
+    let (writing, _) = driver_for(&hosts, state.path(), &[], Access::ReadWrite);
+    let planned = plan_reasons(&writing.registry, &desired).await;
+    let pins = std::fs::read_to_string(&known_hosts).unwrap();
+    let mut pinned = BTreeMap::new();
+    for line in pins.lines() {
+        let (address, key) = line.split_once(' ').unwrap();
+        let key = russh::keys::PublicKey::from_openssh(key).unwrap();
+        let host = hosts
+            .hosts
+            .iter()
+            .find(|host| host.ssh.to_string() == address)
+            .unwrap();
+        pinned.insert(
+            host.name.as_str(),
+            format!(
+                "{} {}",
+                key.algorithm().as_str(),
+                key.fingerprint(russh::keys::HashAlg::Sha256)
+            ),
+        );
+    }
+    let pinned: BTreeMap<&str, String> = pinned.into_iter().collect();
+    assert_eq!(
+        pinned,
+        would_pin.into_iter().collect::<BTreeMap<&str, String>>(),
+        "the keys the plan said it would pin"
+    );
+    for (name, summary) in &planned {
+        let without_note = preview[name]
+            .split("; would pin host key")
+            .next()
+            .unwrap()
+            .to_owned();
+        assert_eq!(summary, &without_note, "{name}: the same plan, pins aside");
+    }
+    let again = plan_reasons(&reading.registry, &desired).await;
+    assert_eq!(again, planned, "once pinned, there is nothing left to pin");
 }

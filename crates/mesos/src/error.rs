@@ -64,6 +64,8 @@ pub enum MesosError {
         operation: &'static str,
         message: String,
     },
+    #[error("failed to read or write the Mesos agents converged manages in {path}: {message}")]
+    AgentMemory { path: String, message: String },
     #[error("failed to restart the agent on node {node}: {source}")]
     RestartAgent {
         node: String,
@@ -81,7 +83,8 @@ impl Classified for MesosError {
             | Self::Decode { .. }
             | Self::MasterUnreachable { .. }
             | Self::MasterRejected { .. }
-            | Self::MasterDecode { .. } => ErrorClass::Transient,
+            | Self::MasterDecode { .. }
+            | Self::AgentMemory { .. } => ErrorClass::Transient,
             Self::Throttled { .. } => ErrorClass::Throttled,
             Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Credentials { .. } => {
                 ErrorClass::Invalid

@@ -1,7 +1,8 @@
 //! The `zookeeper_ensemble` plan (pure, no client): members' services × their four-letter-word
 //! answers → in sync, waiting, or the next member to restart. A configuration change rolls
 //! out one member at a time, followers before the leader, only while every member serves
-//! and only when the others still make a quorum.
+//! and only when the others still make a quorum. Ids a read-only observation would assign are
+//! named in the reasons.
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,7 +13,7 @@ use converged_core::{DesiredState, Kind, ResourceId};
 use converged_hosts::HostsObserved;
 use converged_hosts::render::RenderedService;
 use converged_hosts::runtime::ServiceState;
-use converged_hosts::service::diff::service_id;
+use converged_hosts::service::diff::{service_id, with_notes};
 
 use crate::fourlw::{MemberStatus, parse_conf};
 use crate::ids;
@@ -21,6 +22,8 @@ use crate::ids;
 #[derive(Debug, Clone)]
 pub struct MemberObserved {
     pub id: Option<u32>,
+    /// The id is computed, not recorded (a read-only observation).
+    pub unrecorded: bool,
     pub ssh: Option<SocketAddr>,
     /// The four-letter words' answers, or why there were none.
     pub status: Result<MemberStatus, String>,
@@ -86,6 +89,17 @@ pub fn plan(desired: &DesiredState, observed: &EnsembleObserved) -> KindPlan<Ens
         .map(|node| service_id(node, Role::Zookeeper.as_str()))
         .collect();
     let (verdict, serves) = verdict(desired, observed, &names);
+    let notes: Vec<String> = names
+        .iter()
+        .filter_map(|node| {
+            let member = observed.members.get(*node).filter(|m| m.unrecorded)?;
+            Some(format!(
+                "myid {} (would be assigned) for {node}",
+                member.id?
+            ))
+        })
+        .collect();
+    let verdict = with_notes(verdict, &notes);
     KindPlan::new(vec![
         ResourcePlan::new(id, verdict)
             .ready(serves)
@@ -350,6 +364,7 @@ mod tests {
                         depends_on: None,
                     }),
                     services: Ok(BTreeMap::new()),
+                    would_pin: None,
                 },
             );
         }
@@ -381,6 +396,7 @@ mod tests {
                 (*node).to_owned(),
                 MemberObserved {
                     id: Some(i as u32 + 1),
+                    unrecorded: false,
                     ssh: Some(SocketAddr::new(ip(i), 22)),
                     status: Ok(MemberStatus {
                         mode: mode.map(str::to_owned),
@@ -528,5 +544,65 @@ mod tests {
             [("new", None), ("new", None), ("new", None)],
         );
         assert!(plan(&state, &world).resources.is_empty());
+    }
+
+    #[test]
+    fn ids_a_read_only_observation_would_assign_are_named() {
+        let state = desired("500");
+        let l = Some("leader");
+        let f = Some("follower");
+        // (name, members as (hash, mode), unrecorded members, expected reason, or None in sync)
+        type NoteCase = (
+            &'static str,
+            [(&'static str, Option<&'static str>); 3],
+            Vec<&'static str>,
+            Option<&'static str>,
+        );
+        let cases: Vec<NoteCase> = vec![
+            (
+                "fresh: every id would be assigned",
+                [("down", None), ("down", None), ("down", None)],
+                vec!["a", "b", "c"],
+                Some(
+                    "member a is not running; its host_service starts it (a(1): not serving, b(2): not serving, c(3): not serving); myid 1 (would be assigned) for a; myid 2 (would be assigned) for b; myid 3 (would be assigned) for c",
+                ),
+            ),
+            (
+                "a new member, restarts named",
+                [("new", f), ("old", l), ("old", f)],
+                vec!["c"],
+                Some(
+                    "member c (follower) runs an older configuration; rolling one member at a time (2 of 3 stale; a(1): follower, b(2): leader, c(3): follower); myid 3 (would be assigned) for c",
+                ),
+            ),
+            (
+                "all recorded: nothing added",
+                [("old", f), ("old", l), ("new", f)],
+                vec![],
+                Some(
+                    "member a (follower) runs an older configuration; rolling one member at a time (2 of 3 stale; a(1): follower, b(2): leader, c(3): follower)",
+                ),
+            ),
+            (
+                "in sync has no reason to carry it",
+                [("new", f), ("new", l), ("new", f)],
+                vec!["a"],
+                None,
+            ),
+        ];
+        for (name, members, unrecorded, expected) in cases {
+            let mut world = observed(&state, members);
+            for member in unrecorded {
+                world.members.get_mut(member).unwrap().unrecorded = true;
+            }
+            let plan = plan(&state, &world);
+            let reason = match &plan.resources[0].verdict {
+                Verdict::InSync => None,
+                Verdict::Converging { reason } => Some(reason.clone()),
+                Verdict::Act { actions } => Some(actions[0].reason.clone()),
+                other => panic!("{name}: {other:?}"),
+            };
+            assert_eq!(reason.as_deref(), expected, "{name}");
+        }
     }
 }

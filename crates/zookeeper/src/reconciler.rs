@@ -46,11 +46,16 @@ impl Reconciler for Ensemble {
                 members: BTreeMap::new(),
             });
         }
-        let assigned = self.ids.load().map_err(|err| ReconcileError::Observe {
-            kind: "zookeeper_ensemble",
-            class: err.class(),
-            message: err.to_string(),
-        })?;
+        // The same assignment the host layer's extras made (a read-only store computes it
+        // without recording it, and the plan says so).
+        let assigned = self
+            .ids
+            .assign(&names)
+            .map_err(|err| ReconcileError::Observe {
+                kind: "zookeeper_ensemble",
+                class: err.class(),
+                message: err.to_string(),
+            })?;
         let port = service_port(desired, Role::Zookeeper);
         let allowed = self.layer.allowed_networks();
         let probes = names.iter().map(|node| {
@@ -60,7 +65,8 @@ impl Reconciler for Ensemble {
                 .and_then(|host| host.address.as_ref().ok());
             let client = address.map(|a| SocketAddr::new(a.ip, port));
             let ssh = address.map(|a| a.ssh);
-            let id = assigned.ids.get(*node).copied();
+            let id = assigned.ids.ids.get(*node).copied();
+            let unrecorded = assigned.unrecorded.contains(*node);
             async move {
                 let status = match client {
                     Some(client) => fourlw::member_status(node, client, allowed)
@@ -68,7 +74,15 @@ impl Reconciler for Ensemble {
                         .map_err(|err| err.to_string()),
                     None => Err("no address".to_owned()),
                 };
-                ((*node).to_owned(), MemberObserved { id, ssh, status })
+                (
+                    (*node).to_owned(),
+                    MemberObserved {
+                        id,
+                        unrecorded,
+                        ssh,
+                        status,
+                    },
+                )
             }
         });
         let members = futures::future::join_all(probes)

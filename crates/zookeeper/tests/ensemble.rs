@@ -14,8 +14,8 @@ use std::time::{Duration, Instant};
 use converged_core::reconciler::Registry;
 use converged_core::{DesiredState, load_desired_state};
 use converged_hosts::{
-    AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind, SshPool,
-    SshSettings,
+    Access, AllowedNetworks, HostLayer, HostServices, OverrideAddresses, Runtime, RuntimeKind,
+    SshPool, SshSettings,
 };
 use converged_testkit::driver::{Driver, Outcome};
 use converged_testkit::{HostOptions, NoMetrics, TestHosts, four_letter, srvr_mode};
@@ -135,7 +135,7 @@ async fn ensemble_comes_up_heals_and_rolls_without_losing_quorum() {
     settings.allowed_networks = allowed.clone();
     let pool = Arc::new(SshPool::new(settings, Arc::new(NoMetrics)));
     let counts = pool.counts();
-    let ids = Arc::new(IdStore::new(state.path()));
+    let ids = Arc::new(IdStore::new(state.path(), Access::ReadWrite));
     let layer = Arc::new(
         HostLayer::new(
             pool,

@@ -13,7 +13,7 @@ use converged_core::load_desired_state;
 use converged_core::model::Role;
 use converged_core::secret::MaybeSecret;
 use converged_hosts::layer::NodeObservation;
-use converged_hosts::{HostsObserved, NodeAddress, Runtime, RuntimeKind, ServiceExtras};
+use converged_hosts::{Access, HostsObserved, NodeAddress, Runtime, RuntimeKind, ServiceExtras};
 use converged_zookeeper::{EnsembleFiles, IdStore};
 
 #[test]
@@ -27,7 +27,7 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
         .enumerate()
         .map(|(i, node)| (node.name.clone(), IpAddr::from([10, 0, 1, 10 + i as u8])))
         .collect();
-    let extras = EnsembleFiles::new(Arc::new(IdStore::new(state.path())))
+    let extras = EnsembleFiles::new(Arc::new(IdStore::new(state.path(), Access::ReadWrite)))
         .extras(&desired, &addresses)
         .unwrap();
     let observed = HostsObserved {
@@ -44,6 +44,7 @@ fn the_example_renders_for_docker_with_every_service_wired_to_the_others() {
                     NodeObservation {
                         address: Ok(address),
                         services: Ok(BTreeMap::new()),
+                        would_pin: None,
                     },
                 )
             })

@@ -1,5 +1,6 @@
 //! The `host_service` plan (pure, no client): node roles × service specs × what each host
-//! runs → start, replace, stop, reach, or a reason to wait or report.
+//! runs → start, replace, stop, reach, or a reason to wait or report. What a read-only
+//! observation did not record (a host key it would pin) is added to the reasons.
 
 use std::collections::BTreeSet;
 
@@ -76,6 +77,7 @@ pub fn plan(desired: &DesiredState, observed: &HostsObserved) -> KindPlan<HostAc
                 ),
             },
         };
+        let verdict = with_notes(verdict, &observed.notes(&node, name));
         let rolling_drift = matches!(verdict, Verdict::Drifted { .. });
         let mut plan = ResourcePlan::new(id, verdict).depends_on(depends_on);
         if rolling_drift {
@@ -102,15 +104,59 @@ pub fn plan(desired: &DesiredState, observed: &HostsObserved) -> KindPlan<HostAc
                 "runs on the host, but the node's roles no longer include it",
             )
             .deleting();
+            let verdict = with_notes(
+                Verdict::Act {
+                    actions: vec![action],
+                },
+                &observed.notes(node, name),
+            );
             // An agent is drained (its tasks moved, its machine down) before it is stopped.
             let drained_first = (name == Role::MesosAgent.as_str())
                 .then(|| ResourceId::new(Kind::MesosAgent, node));
-            resources.push(
-                ResourcePlan::act(service_id(node, name), vec![action]).depends_on(drained_first),
-            );
+            resources
+                .push(ResourcePlan::new(service_id(node, name), verdict).depends_on(drained_first));
         }
     }
     KindPlan::new(resources)
+}
+
+/// Appends what a read-only observation computed but did not record (a host key it would pin,
+/// an id it would assign) to the verdict's reasons, so a plan shows it. An in-sync verdict has
+/// no reason to carry it and stays as it is.
+pub fn with_notes<A>(verdict: Verdict<A>, notes: &[String]) -> Verdict<A> {
+    if notes.is_empty() {
+        return verdict;
+    }
+    let noted = |reason: String| format!("{reason}; {}", notes.join("; "));
+    match verdict {
+        Verdict::InSync => Verdict::InSync,
+        Verdict::Act { actions } => Verdict::Act {
+            actions: actions
+                .into_iter()
+                .map(|mut action| {
+                    action.reason = noted(action.reason);
+                    action
+                })
+                .collect(),
+        },
+        Verdict::Converging { reason } => Verdict::Converging {
+            reason: noted(reason),
+        },
+        Verdict::Blocked { on, reason } => Verdict::Blocked {
+            on,
+            reason: noted(reason),
+        },
+        Verdict::Drifted { reason, changes } => Verdict::Drifted {
+            reason: noted(reason),
+            changes,
+        },
+        Verdict::Unmanaged { reason } => Verdict::Unmanaged {
+            reason: noted(reason),
+        },
+        Verdict::Failed { reason } => Verdict::Failed {
+            reason: noted(reason),
+        },
+    }
 }
 
 fn runnable(service: &RenderedService, runtime: RuntimeKind) -> Result<(), String> {
@@ -263,6 +309,7 @@ mod tests {
                         depends_on: Some(ResourceId::new(Kind::Instance, "a")),
                     }),
                     services,
+                    would_pin: None,
                 },
             )]),
             secrets: BTreeMap::new(),
@@ -476,5 +523,93 @@ mod tests {
             summary(&plan(&after, &observed(Ok(services)))),
             ["a/marathon replace", "a/zookeeper drifted ready"]
         );
+    }
+
+    /// The reason (of the first action, or of the verdict) a plan gives `resource`.
+    fn reason_of(plan: &KindPlan<HostAction>, resource: &str) -> Option<String> {
+        let found = plan.resources.iter().find(|r| r.id.name == resource)?;
+        match &found.verdict {
+            Verdict::Act { actions } => Some(actions[0].reason.clone()),
+            Verdict::Converging { reason }
+            | Verdict::Blocked { reason, .. }
+            | Verdict::Drifted { reason, .. }
+            | Verdict::Unmanaged { reason }
+            | Verdict::Failed { reason } => Some(reason.clone()),
+            Verdict::InSync => None,
+        }
+    }
+
+    #[test]
+    fn what_a_read_only_observation_did_not_record_is_in_the_reasons() {
+        let state = desired("run");
+        let zk = hash_of(&state, "zookeeper");
+        let pin = "would pin host key ssh-ed25519 SHA256:abc for a";
+        let myid = "myid 1 (would be assigned)";
+        // (name, services on the host, key accepted unpinned, extras' notes for a/zookeeper,
+        //  expected reasons of a/marathon and a/zookeeper)
+        type NoteCase = (
+            &'static str,
+            BTreeMap<String, ObservedService>,
+            Option<&'static str>,
+            Vec<String>,
+            [Option<String>; 2],
+        );
+        let cases: Vec<NoteCase> = vec![
+            (
+                "read-write: nothing to add",
+                BTreeMap::new(),
+                None,
+                Vec::new(),
+                [
+                    Some("not running on the host".into()),
+                    Some("not running on the host".into()),
+                ],
+            ),
+            (
+                "a first contact and a new member",
+                BTreeMap::new(),
+                Some("ssh-ed25519 SHA256:abc"),
+                vec![myid.to_owned()],
+                [
+                    Some(format!("not running on the host; {pin}")),
+                    Some(format!("not running on the host; {pin}; {myid}")),
+                ],
+            ),
+            (
+                "in sync says nothing; a stop carries the pin",
+                BTreeMap::from([
+                    ("zookeeper".to_owned(), running(&zk)),
+                    ("mesos-agent".to_owned(), running("x")),
+                ]),
+                Some("ssh-ed25519 SHA256:abc"),
+                Vec::new(),
+                [Some(format!("not running on the host; {pin}")), None],
+            ),
+        ];
+        for (name, services, would_pin, notes, expected) in cases {
+            let mut world = observed(Ok(services));
+            world.nodes.get_mut("a").unwrap().would_pin = would_pin.map(str::to_owned);
+            let mut extras = Extras::default();
+            extras.notes.insert(("a".into(), "zookeeper".into()), notes);
+            world.extras = Ok(extras);
+            let plan = plan(&state, &world);
+            assert_eq!(
+                [
+                    reason_of(&plan, "a/marathon"),
+                    reason_of(&plan, "a/zookeeper")
+                ],
+                expected,
+                "{name}"
+            );
+            if name.contains("stop") {
+                assert_eq!(
+                    reason_of(&plan, "a/mesos-agent"),
+                    Some(format!(
+                        "runs on the host, but the node's roles no longer include it; {pin}"
+                    )),
+                    "{name}"
+                );
+            }
+        }
     }
 }

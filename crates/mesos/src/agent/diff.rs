@@ -1,9 +1,11 @@
 //! The `mesos_agent` plan (pure, no client): agent nodes × the leading master's view → in
 //! sync, waiting (no leader, grace period, attributes still rolling out), or restart; and
-//! agents of nodes no longer desired → drained (schedule, move tasks, machine down) before
-//! anything below them is torn down.
+//! agents converged owns of nodes no longer desired as agents → drained (schedule, move
+//! tasks, machine down) before anything below them is torn down. An agent is converged's only
+//! when its hostname is a node of the desired state or a node converged remembers managing;
+//! every other agent is unmanaged and never touched.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use converged_core::plan::{KindPlan, PlannedAction, ResourcePlan, Verdict};
 use converged_core::{DesiredState, Kind, ResourceId};
 use converged_hosts::NodeAddress;
 use converged_hosts::service::diff::service_id;
+use serde::{Deserialize, Serialize};
 
 use super::api::{Agent, Machine, MaintenanceStatus, MasterView};
 
@@ -31,6 +34,76 @@ pub struct AgentsObserved {
     pub can_move_tasks: bool,
     /// Whether the cluster has masters to ask (without masters there can be no agent).
     pub masters_asked: bool,
+    /// The nodes converged manages or managed, as remembered after this observation.
+    pub memory: AgentMemory,
+}
+
+/// The nodes whose agents converged manages, remembered in the state directory so the agent of
+/// a node removed from the desired state is still known as converged's: node name → the
+/// hostnames its agent registered under (the node name, or another one matched by address).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentMemory {
+    pub nodes: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl AgentMemory {
+    /// The remembered node whose agent registers as `hostname`.
+    pub fn node_of(&self, hostname: &str) -> Option<&str> {
+        self.nodes
+            .iter()
+            .find(|(node, hostnames)| *node == hostname || hostnames.contains(hostname))
+            .map(|(node, _)| node.as_str())
+    }
+}
+
+/// What converged remembers after observing `view`: every node with the `mesos-agent` role,
+/// with the hostname its agent registered under once one did; a node no longer desired as an
+/// agent is forgotten once the leader lists no agent of it (its tear-down is complete). Without
+/// the leader's view nothing is forgotten.
+pub fn remember(
+    desired: &DesiredState,
+    view: &Result<MasterView, String>,
+    addresses: &BTreeMap<String, Result<NodeAddress, String>>,
+    before: &AgentMemory,
+) -> AgentMemory {
+    let mut memory = before.clone();
+    let known = match view {
+        Ok(MasterView::Led { agents, .. }) => Some(agents),
+        _ => None,
+    };
+    let mut desired_agents = BTreeSet::new();
+    for node in desired.nodes_with_role(Role::MesosAgent) {
+        desired_agents.insert(node.name.as_str());
+        let hostnames = memory.nodes.entry(node.name.clone()).or_default();
+        hostnames.insert(node.name.clone());
+        let ip = addresses
+            .get(&node.name)
+            .and_then(|address| address.as_ref().ok())
+            .map(|address| address.ip);
+        if let Some(agent) = known.and_then(|agents| find_agent(agents, &node.name, ip)) {
+            hostnames.insert(agent.hostname.clone());
+        }
+    }
+    if let Some(agents) = known {
+        memory.nodes.retain(|node, hostnames| {
+            desired_agents.contains(node.as_str())
+                || agents
+                    .iter()
+                    .any(|agent| hostnames.contains(&agent.hostname) || agent.hostname == *node)
+        });
+    }
+    memory
+}
+
+/// Whose an agent that no desired agent node accounts for is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ownership {
+    /// Its hostname is a node of the desired state that no longer has the `mesos-agent` role.
+    NodeWithoutRole,
+    /// Its node left the desired state; converged managed it and remembers it.
+    Remembered,
+    /// Neither: another cluster's or another tool's agent.
+    Foreign,
 }
 
 #[derive(Debug, Clone)]
@@ -67,12 +140,25 @@ pub fn find_agent<'a>(
         .copied()
 }
 
-/// Agents the leader knows that belong to no desired agent node (by hostname or address), one
-/// per hostname, the active registration preferred.
+/// Agents converged owns that the leader knows and no desired agent node accounts for: to be
+/// drained.
 pub fn departing_agents<'a>(
     desired: &DesiredState,
     observed: &'a AgentsObserved,
 ) -> Vec<&'a Agent> {
+    other_agents(desired, observed)
+        .into_iter()
+        .filter(|(_, ownership)| *ownership != Ownership::Foreign)
+        .map(|(agent, _)| agent)
+        .collect()
+}
+
+/// Agents the leader knows that belong to no desired agent node (by hostname or address), one
+/// per hostname, the active registration preferred, each with whose it is.
+pub fn other_agents<'a>(
+    desired: &DesiredState,
+    observed: &'a AgentsObserved,
+) -> Vec<(&'a Agent, Ownership)> {
     let Ok(MasterView::Led { agents, .. }) = &observed.view else {
         return Vec::new();
     };
@@ -97,7 +183,19 @@ pub fn departing_agents<'a>(
             *chosen = agent;
         }
     }
-    by_host.into_values().collect()
+    by_host
+        .into_values()
+        .map(|agent| {
+            let ownership = if desired.nodes.iter().any(|node| node.name == agent.hostname) {
+                Ownership::NodeWithoutRole
+            } else if observed.memory.node_of(&agent.hostname).is_some() {
+                Ownership::Remembered
+            } else {
+                Ownership::Foreign
+            };
+            (agent, ownership)
+        })
+        .collect()
 }
 
 /// The machine a departing agent runs on, as the maintenance API names it.
@@ -108,10 +206,36 @@ pub fn machine_of(agent: &Agent) -> Machine {
     }
 }
 
+/// One agent no desired agent node accounts for: someone else's is left alone; converged's
+/// own is drained.
+fn other_plan(
+    agent: &Agent,
+    ownership: Ownership,
+    leader: &str,
+    observed: &AgentsObserved,
+) -> Option<ResourcePlan<AgentAction>> {
+    let why = match ownership {
+        Ownership::Foreign => {
+            return Some(ResourcePlan::new(
+                ResourceId::new(Kind::MesosAgent, &agent.hostname),
+                Verdict::Unmanaged {
+                    reason:
+                        "not a node of the desired state and never managed by converged: left alone"
+                            .into(),
+                },
+            ));
+        }
+        Ownership::NodeWithoutRole => "the node no longer has the mesos-agent role",
+        Ownership::Remembered => "the node left the desired state, and converged managed its agent",
+    };
+    drain_plan(agent, why, leader, observed)
+}
+
 /// One departing agent's next drain step. It is ready (its node may be released) only once its
 /// machine is down.
 fn drain_plan(
     agent: &Agent,
+    why: &str,
     leader: &str,
     observed: &AgentsObserved,
 ) -> Option<ResourcePlan<AgentAction>> {
@@ -173,7 +297,7 @@ fn drain_plan(
                 machine,
             },
             "schedule_maintenance",
-            "the node no longer has the mesos-agent role: draining its agent".into(),
+            format!("{why}: draining its agent"),
         )
     })
 }
@@ -182,9 +306,9 @@ pub fn plan(desired: &DesiredState, observed: &AgentsObserved) -> KindPlan<Agent
     let mut resources = Vec::new();
     if let Ok(MasterView::Led { leader, .. }) = &observed.view {
         resources.extend(
-            departing_agents(desired, observed)
+            other_agents(desired, observed)
                 .into_iter()
-                .filter_map(|agent| drain_plan(agent, leader, observed)),
+                .filter_map(|(agent, ownership)| other_plan(agent, ownership, leader, observed)),
         );
     }
     let ensemble = (desired.nodes_with_role(Role::Zookeeper).count() > 0)
@@ -299,17 +423,20 @@ mod tests {
     use super::*;
     use crate::agent::api::AgentTask;
 
-    fn desired() -> DesiredState {
-        let node = |name: &str| Node {
+    fn node(name: &str, roles: &[Role]) -> Node {
+        Node {
             name: name.into(),
             instance_type: "t2.micro".into(),
             ami: "ami-1".into(),
             volume_size_gb: 20,
             key_pair: None,
-            roles: vec![Role::Zookeeper, Role::MesosAgent],
+            roles: roles.to_vec(),
             attributes: BTreeMap::from([("env".to_owned(), name.to_owned())]),
             policy: NodePolicy::default(),
-        };
+        }
+    }
+
+    fn desired() -> DesiredState {
         DesiredState {
             revision: "r".into(),
             cluster: ClusterSpec {
@@ -318,7 +445,7 @@ mod tests {
                 mode: Mode::Enforce,
             },
             network: None,
-            nodes: vec![node("a")],
+            nodes: vec![node("a", &[Role::Zookeeper, Role::MesosAgent])],
             dns: None,
             services: Services::default(),
             kinds: BTreeMap::new(),
@@ -353,6 +480,21 @@ mod tests {
             maintenance: Ok(MaintenanceStatus::default()),
             can_move_tasks: true,
             masters_asked: true,
+            memory: AgentMemory::default(),
+        }
+    }
+
+    fn memory(nodes: &[(&str, &[&str])]) -> AgentMemory {
+        AgentMemory {
+            nodes: nodes
+                .iter()
+                .map(|(node, hostnames)| {
+                    (
+                        (*node).to_owned(),
+                        hostnames.iter().map(|h| (*h).to_owned()).collect(),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -522,6 +664,7 @@ mod tests {
         ];
         for (name, gone_agent, maintenance, can_move_tasks, expected) in cases {
             let mut world = observed(led(vec![agent("a", true, "a"), gone_agent]), 0);
+            world.memory = memory(&[("gone", &["Gone"])]);
             world.maintenance = Ok(maintenance);
             world.can_move_tasks = can_move_tasks;
             let plan = plan(&desired(), &world);
@@ -556,6 +699,7 @@ mod tests {
         assert!(departing_agents(&desired(), &world).is_empty());
         let unreadable = AgentsObserved {
             maintenance: Err("refused".into()),
+            memory: memory(&[("gone", &["Gone"])]),
             ..observed(led(vec![departing(&[])]), 0)
         };
         let plan = plan(&desired(), &unreadable);
@@ -563,5 +707,211 @@ mod tests {
             plan.resources[0].verdict,
             Verdict::Converging { ref reason } if reason.contains("maintenance status")
         ));
+    }
+
+    /// `<resource> <verdict or first verb>: <reason>`, one per resource other than node `a`'s.
+    fn others(plan: &KindPlan<AgentAction>) -> Vec<String> {
+        plan.resources
+            .iter()
+            .filter(|r| r.id.name != "a")
+            .map(|resource| {
+                let (verdict, reason) = match &resource.verdict {
+                    Verdict::Act { actions } => (actions[0].verb, actions[0].reason.as_str()),
+                    Verdict::Unmanaged { reason } => ("unmanaged", reason.as_str()),
+                    Verdict::InSync => ("in_sync", ""),
+                    other => panic!("{other:?}"),
+                };
+                format!("{} {verdict}: {reason}", resource.id.name)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn only_agents_of_desired_or_remembered_nodes_are_converged_s() {
+        let no_nodes = DesiredState {
+            nodes: Vec::new(),
+            ..desired()
+        };
+        let mut without_role = desired();
+        without_role
+            .nodes
+            .push(node("b", &[Role::Zookeeper, Role::Marathon]));
+        let mut aliased = agent("ip-10-0-0-7", true, "gone");
+        aliased.ip = Some("127.0.0.7".parse().unwrap());
+        let foreign = "not a node of the desired state and never managed by converged: left alone";
+        // (name, desired, agents listed besides a's, remembered, expected for the others)
+        type Case = (
+            &'static str,
+            DesiredState,
+            Vec<Agent>,
+            AgentMemory,
+            Vec<String>,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "another cluster's agent is left alone",
+                desired(),
+                vec![agent("x", true, "x")],
+                AgentMemory::default(),
+                vec![format!("x unmanaged: {foreign}")],
+            ),
+            (
+                "an inactive foreign registration too",
+                desired(),
+                vec![agent("x", false, "x")],
+                AgentMemory::default(),
+                vec![format!("x unmanaged: {foreign}")],
+            ),
+            (
+                "a remembered node that left the desired state is drained",
+                desired(),
+                vec![agent("gone", true, "gone"), agent("x", true, "x")],
+                memory(&[("a", &["a"]), ("gone", &["gone"])]),
+                vec![
+                    "gone schedule_maintenance: the node left the desired state, and converged managed its agent: draining its agent".into(),
+                    format!("x unmanaged: {foreign}"),
+                ],
+            ),
+            (
+                "remembered under the hostname its agent registered with",
+                desired(),
+                vec![aliased],
+                memory(&[("gone", &["gone", "ip-10-0-0-7"])]),
+                vec!["ip-10-0-0-7 schedule_maintenance: the node left the desired state, and converged managed its agent: draining its agent".into()],
+            ),
+            (
+                "a desired node without the role is drained, remembered or not",
+                without_role,
+                vec![agent("b", true, "b")],
+                AgentMemory::default(),
+                vec!["b schedule_maintenance: the node no longer has the mesos-agent role: draining its agent".into()],
+            ),
+            (
+                "no nodes and no memory: nothing is converged's",
+                no_nodes.clone(),
+                vec![agent("a", true, "a"), agent("x", true, "x")],
+                AgentMemory::default(),
+                vec![format!("x unmanaged: {foreign}")],
+            ),
+            (
+                "no nodes, but a remembered one: it alone is drained",
+                no_nodes,
+                vec![agent("x", true, "x")],
+                memory(&[("a", &["a"])]),
+                vec![format!("x unmanaged: {foreign}")],
+            ),
+        ];
+        for (name, state, listed, remembered, expected) in cases {
+            let mut agents = vec![agent("a", true, "a")];
+            agents.extend(listed);
+            let mut world = observed(led(agents), 0);
+            world.memory = remembered;
+            let plan = plan(&state, &world);
+            assert_eq!(others(&plan), expected, "{name}");
+            let a = plan.resources.iter().find(|r| r.id.name == "a");
+            let a_verdict = a.map(|r| match &r.verdict {
+                Verdict::InSync => "in_sync".to_owned(),
+                Verdict::Act { actions } => actions[0].verb.to_owned(),
+                Verdict::Unmanaged { .. } => "unmanaged".to_owned(),
+                other => format!("{other:?}"),
+            });
+            let expected_a = if state.nodes.iter().any(|n| n.name == "a") {
+                "in_sync"
+            } else if world.memory.node_of("a").is_some() {
+                "schedule_maintenance"
+            } else {
+                "unmanaged"
+            };
+            assert_eq!(a_verdict.as_deref(), Some(expected_a), "{name}: node a");
+            for resource in &plan.resources {
+                if matches!(resource.verdict, Verdict::Unmanaged { .. }) {
+                    assert!(!resource.ready, "{name}: nothing waits on a foreign agent");
+                }
+            }
+            let departing: Vec<&str> = departing_agents(&state, &world)
+                .iter()
+                .map(|agent| agent.hostname.as_str())
+                .collect();
+            let drained: Vec<&str> = plan
+                .resources
+                .iter()
+                .filter(|r| r.actions().iter().any(|a| a.deletes))
+                .map(|r| r.id.name.as_str())
+                .collect();
+            assert_eq!(
+                departing, drained,
+                "{name}: the maintenance status is read for exactly the drained"
+            );
+        }
+    }
+
+    #[test]
+    fn the_memory_keeps_agent_nodes_until_their_tear_down_is_complete() {
+        let mut by_address = agent("ip-10-0-0-1", true, "a");
+        by_address.ip = Some("127.0.0.1".parse().unwrap());
+        let no_nodes = DesiredState {
+            nodes: Vec::new(),
+            ..desired()
+        };
+        // (name, desired, the leader's view, remembered before, remembered after)
+        type Case = (
+            &'static str,
+            DesiredState,
+            Result<MasterView, String>,
+            AgentMemory,
+            AgentMemory,
+        );
+        let cases: Vec<Case> = vec![
+            (
+                "a desired agent node is remembered at once, registered or not",
+                desired(),
+                led(vec![]),
+                AgentMemory::default(),
+                memory(&[("a", &["a"])]),
+            ),
+            (
+                "with the hostname its agent registered under",
+                desired(),
+                led(vec![by_address]),
+                AgentMemory::default(),
+                memory(&[("a", &["a", "ip-10-0-0-1"])]),
+            ),
+            (
+                "a foreign agent is never remembered",
+                no_nodes.clone(),
+                led(vec![agent("x", true, "x")]),
+                AgentMemory::default(),
+                AgentMemory::default(),
+            ),
+            (
+                "a removed node is kept while its agent is listed",
+                no_nodes.clone(),
+                led(vec![agent("a", false, "a")]),
+                memory(&[("a", &["a"])]),
+                memory(&[("a", &["a"])]),
+            ),
+            (
+                "and forgotten once the leader lists it no more",
+                no_nodes.clone(),
+                led(vec![agent("x", true, "x")]),
+                memory(&[("a", &["a"])]),
+                AgentMemory::default(),
+            ),
+            (
+                "without the leader's view nothing is forgotten",
+                no_nodes,
+                Err("refused".into()),
+                memory(&[("a", &["a"])]),
+                memory(&[("a", &["a"])]),
+            ),
+        ];
+        for (name, state, view, before, after) in cases {
+            let world = observed(view, 0);
+            assert_eq!(
+                remember(&state, &world.view, &world.addresses, &before),
+                after,
+                "{name}"
+            );
+        }
     }
 }

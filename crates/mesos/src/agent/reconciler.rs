@@ -1,7 +1,8 @@
 //! The `mesos_agent` reconciler (glue, does I/O): resolve node addresses, ask the masters for
-//! the leader's view, track how long each agent has been missing, restart agent services
-//! through the host layer, and drain departing agents through the maintenance API and
-//! Marathon.
+//! the leader's view, remember which nodes' agents converged manages (in the state directory,
+//! unless the registry is read-only), track how long each agent has been missing, restart
+//! agent services through the host layer, and drain departing agents through the maintenance
+//! API and Marathon.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -17,6 +18,7 @@ use converged_hosts::{HostAction, HostLayer, HostsError, NodeAddress};
 
 use super::api::{Agent, MaintenanceStatus, MasterView, MesosMaster};
 use super::diff::{self, AgentAction, AgentsObserved, find_agent};
+use super::memory::AgentMemoryStore;
 use crate::error::MesosError;
 use crate::marathon::api::MarathonApi;
 
@@ -28,6 +30,7 @@ pub struct MesosAgents {
     grace: Duration,
     missing_since: Mutex<BTreeMap<String, Instant>>,
     marathon: Option<Arc<dyn MarathonApi>>,
+    memory: AgentMemoryStore,
 }
 
 impl MesosAgents {
@@ -36,6 +39,7 @@ impl MesosAgents {
         master: Arc<dyn MesosMaster>,
         master_urls: Vec<String>,
         grace: Duration,
+        memory: AgentMemoryStore,
     ) -> Self {
         Self {
             layer,
@@ -44,6 +48,7 @@ impl MesosAgents {
             grace,
             missing_since: Mutex::new(BTreeMap::new()),
             marathon: None,
+            memory,
         }
     }
 
@@ -91,6 +96,11 @@ impl Reconciler for MesosAgents {
     const KIND: Kind = Kind::MesosAgent;
 
     async fn observe(&self, desired: &DesiredState) -> Result<AgentsObserved, ReconcileError> {
+        let remembered = self
+            .memory
+            .load()
+            .await
+            .map_err(|err| err.into_observe("mesos_agent"))?;
         let nodes: Vec<Node> = desired
             .nodes
             .iter()
@@ -136,17 +146,35 @@ impl Reconciler for MesosAgents {
             }
             _ => BTreeMap::new(),
         };
+        let addresses: BTreeMap<String, Result<NodeAddress, String>> = resolved
+            .into_iter()
+            .map(|(node, address)| (node, address.map_err(|err| err.to_string())))
+            .collect();
+        let memory = diff::remember(desired, &view, &addresses, &remembered);
+        if memory != remembered
+            && self
+                .memory
+                .record(&memory)
+                .await
+                .map_err(|err| err.into_observe("mesos_agent"))?
+        {
+            let nodes: Vec<&String> = memory.nodes.keys().collect();
+            let forgotten: Vec<&String> = remembered
+                .nodes
+                .keys()
+                .filter(|node| !memory.nodes.contains_key(*node))
+                .collect();
+            tracing::info!(nodes = ?nodes, forgotten = ?forgotten, path = %self.memory.path().display(), "recorded the Mesos agents converged manages");
+        }
         let mut observed = AgentsObserved {
             view,
-            addresses: resolved
-                .into_iter()
-                .map(|(node, address)| (node, address.map_err(|err| err.to_string())))
-                .collect(),
+            addresses,
             missing_for,
             grace: self.grace,
             maintenance: Ok(MaintenanceStatus::default()),
             can_move_tasks: self.marathon.is_some(),
             masters_asked: masters_exist,
+            memory,
         };
         if let Ok(MasterView::Led { leader, .. }) = &observed.view
             && !diff::departing_agents(desired, &observed).is_empty()
