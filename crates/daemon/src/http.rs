@@ -18,7 +18,7 @@ use tokio::sync::mpsc;
 
 use crate::engine::Trigger;
 use crate::planner::{PlanFailure, Planner};
-use crate::status::Shared;
+use crate::status::{Probe, Shared};
 
 #[derive(Clone)]
 pub struct AppState {
@@ -45,19 +45,23 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-async fn healthz() -> &'static str {
-    "ok\n"
+/// 200 while the engine makes progress (see `status::health`), else 503 with the reason.
+async fn healthz(State(state): State<AppState>) -> Response {
+    probe(state.shared.health(), "ok", "unhealthy")
 }
 
+/// 200 while the desired state is valid and the last cycle observed every kind (see
+/// `status::readiness`), else 503 with the reason.
 async fn readyz(State(state): State<AppState>) -> Response {
-    if state.shared.ready.load(std::sync::atomic::Ordering::SeqCst) {
-        (StatusCode::OK, "ready\n").into_response()
-    } else {
-        (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: the first cycle has not finished\n",
-        )
-            .into_response()
+    probe(state.shared.readiness(), "ready", "not ready")
+}
+
+fn probe(answer: Probe, pass: &str, fail: &str) -> Response {
+    match answer {
+        Probe::Pass => (StatusCode::OK, format!("{pass}\n")).into_response(),
+        Probe::Fail(why) => {
+            (StatusCode::SERVICE_UNAVAILABLE, format!("{fail}: {why}\n")).into_response()
+        }
     }
 }
 
