@@ -1,5 +1,7 @@
 //! Prometheus metrics (prefix `converged_`, bounded labels only) and their text exposition.
 
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
 use prometheus::{
     Encoder, Gauge, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -24,6 +26,7 @@ pub struct Metrics {
     pub desired_state_revision_timestamp_seconds: Gauge,
     pub last_successful_cycle_timestamp_seconds: Gauge,
     pub paused: IntGauge,
+    log_lines_dropped_total: DroppedLogLines,
 }
 
 impl Metrics {
@@ -87,6 +90,11 @@ impl Metrics {
             .map_err(register_error("last_successful_cycle_timestamp_seconds"))?,
             paused: IntGauge::with_opts(opts("paused", "1 while acting is paused."))
                 .map_err(register_error("paused"))?,
+            log_lines_dropped_total: DroppedLogLines::new(opts(
+                "log_lines_dropped_total",
+                "Log lines that could not be written (stderr closed, disk full) and were dropped.",
+            ))
+            .map_err(register_error("log_lines_dropped_total"))?,
             registry,
         };
         metrics.register_all()?;
@@ -94,7 +102,7 @@ impl Metrics {
     }
 
     fn register_all(&self) -> Result<(), DaemonError> {
-        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 12] = [
+        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 13] = [
             ("cycles_total", Box::new(self.cycles_total.clone())),
             (
                 "cycle_duration_seconds",
@@ -128,6 +136,10 @@ impl Metrics {
                 Box::new(self.last_successful_cycle_timestamp_seconds.clone()),
             ),
             ("paused", Box::new(self.paused.clone())),
+            (
+                "log_lines_dropped_total",
+                Box::new(self.log_lines_dropped_total.clone()),
+            ),
         ];
         for (name, collector) in collectors {
             self.registry
@@ -151,6 +163,42 @@ impl Metrics {
             tracing::error!(error = %err, "failed to encode metrics");
         }
         String::from_utf8(buffer).unwrap_or_default()
+    }
+}
+
+/// A counter whose count lives in `telemetry`: logging starts, and may drop lines, before any
+/// `Metrics` exists, so the value is read at each scrape.
+#[derive(Clone)]
+struct DroppedLogLines {
+    opts: Opts,
+    desc: Desc,
+}
+
+impl DroppedLogLines {
+    fn new(opts: Opts) -> Result<Self, prometheus::Error> {
+        let desc = IntCounter::with_opts(opts.clone())?
+            .desc()
+            .into_iter()
+            .next()
+            .cloned()
+            .ok_or_else(|| prometheus::Error::Msg("a counter without a description".into()))?;
+        Ok(Self { opts, desc })
+    }
+}
+
+impl Collector for DroppedLogLines {
+    fn desc(&self) -> Vec<&Desc> {
+        vec![&self.desc]
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        // The options were checked in `new`, so building the counter again cannot fail.
+        IntCounter::with_opts(self.opts.clone())
+            .map(|counter| {
+                counter.inc_by(crate::telemetry::dropped_lines());
+                counter.collect()
+            })
+            .unwrap_or_default()
     }
 }
 
@@ -180,6 +228,18 @@ mod tests {
     use converged_core::api::{ApiOutcome, ApiRecorder};
 
     use super::*;
+
+    #[test]
+    fn dropped_log_lines_are_exposed_without_labels() {
+        let text = Metrics::new().unwrap().render();
+        assert!(
+            text.contains(&format!(
+                "converged_log_lines_dropped_total {}",
+                crate::telemetry::dropped_lines()
+            )),
+            "{text}"
+        );
+    }
 
     #[test]
     fn api_requests_are_counted_with_bounded_labels() {
