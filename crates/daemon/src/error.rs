@@ -36,12 +36,16 @@ pub enum DaemonError {
     Kind { kind: &'static str, message: String },
     #[error("failed to reach the daemon at {url}: {message}")]
     QueryDaemon { url: String, message: String },
+    #[error("the daemon's {task} failed: {reason}")]
+    EssentialTask { task: &'static str, reason: String },
 }
 
 impl DaemonError {
     pub fn class(&self) -> ErrorClass {
         match self {
-            Self::QueryDaemon { .. } | Self::WriteAuditLog { .. } => ErrorClass::Transient,
+            Self::QueryDaemon { .. } | Self::WriteAuditLog { .. } | Self::EssentialTask { .. } => {
+                ErrorClass::Transient
+            }
             _ => ErrorClass::Invalid,
         }
     }
