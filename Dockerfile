@@ -17,6 +17,8 @@ USER converged
 VOLUME ["/etc/converged", "/var/lib/converged"]
 ENV CONVERGED__HTTP__LISTEN=0.0.0.0:9797
 EXPOSE 9797
+# /healthz is 503 once the engine stops making progress (no cycle for 3x the resync interval,
+# or one past its deadline; see docs/operations.md), so a wedged daemon turns unhealthy.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=10s \
   CMD curl -fsS http://127.0.0.1:9797/healthz || exit 1
 ENTRYPOINT ["/usr/local/bin/converged"]
