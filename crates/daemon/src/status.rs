@@ -323,6 +323,15 @@ mod tests {
     }
     use Event::{Finish, Start};
 
+    /// A name, what happened, when it is asked, and the expected health and readiness.
+    type Case = (
+        &'static str,
+        Vec<Event>,
+        u64,
+        Option<&'static str>,
+        Option<&'static str>,
+    );
+
     /// resync 10 s: idle limit 30 s; action deadline 60 s: cycle deadline 90 s.
     fn limits() -> ProbeLimits {
         ProbeLimits::new(Duration::from_secs(10), Duration::from_secs(60))
@@ -366,7 +375,7 @@ mod tests {
         const FIRST: Option<&str> = Some("the first cycle has not finished");
         let good = |secs| Finish(secs, true, true);
         #[rustfmt::skip]
-        let cases: Vec<(&str, Vec<Event>, u64, Option<&str>, Option<&str>)> = vec![
+        let cases: Vec<Case> = vec![
             ("just started, no cycle yet", vec![], 5, None, FIRST),
             ("no cycle ever started", vec![], 31, STALE, Some("not live: no cycle has started")),
             ("first cycle running", vec![Start(1)], 20, None, FIRST),

@@ -92,6 +92,70 @@ async fn probes_report_health_and_readiness_after_the_first_cycle() {
     );
 }
 
+#[tokio::test(start_paused = true)]
+async fn healthz_fails_once_the_engine_stalls_and_passes_when_it_cycles_again() {
+    let mut f = fixture(None, VALID);
+    f.engine
+        .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+        .await;
+    assert_eq!(
+        call(&f.state, "GET", "/healthz", None).await.0,
+        StatusCode::OK
+    );
+    // The default limit between cycles: 3x the 30 s resync interval.
+    tokio::time::advance(Duration::from_secs(91)).await;
+    let (code, body) = call(&f.state, "GET", "/healthz", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("unhealthy: no cycle has started for 91 s"),
+        "{body}"
+    );
+    let (code, body) = call(&f.state, "GET", "/readyz", None).await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(body.starts_with("not ready: not live"), "{body}");
+
+    f.engine
+        .run_cycle(CycleRequest::from_trigger(Trigger::Resync))
+        .await;
+    assert_eq!(
+        call(&f.state, "GET", "/healthz", None).await.0,
+        StatusCode::OK
+    );
+    assert_eq!(
+        call(&f.state, "GET", "/readyz", None).await.0,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn readyz_follows_the_last_cycle_not_the_first() {
+    let mut f = fixture(None, VALID);
+    let cluster = f._dir.path().join("desired/cluster.toml");
+    let mut cycle_with = async |text: &str| {
+        std::fs::write(&cluster, text).unwrap();
+        f.engine
+            .run_cycle(CycleRequest::from_trigger(Trigger::DesiredStateChanged))
+            .await;
+        let (code, body) = call(&f.state, "GET", "/readyz", None).await;
+        let (_, status) = call(&f.state, "GET", "/status", None).await;
+        let status: serde_json::Value = serde_json::from_str(&status).unwrap();
+        assert_eq!(
+            status["ready"],
+            code == StatusCode::OK,
+            "/status agrees with /readyz"
+        );
+        (code, body)
+    };
+    assert_eq!(cycle_with(VALID).await.0, StatusCode::OK);
+    let (code, body) = cycle_with("[cluster]\nname = \"Bad Name\"\n").await;
+    assert_eq!(code, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        body.starts_with("not ready: the desired state on disk is invalid"),
+        "{body}"
+    );
+    assert_eq!(cycle_with(VALID).await, (StatusCode::OK, "ready\n".into()));
+}
+
 #[tokio::test]
 async fn status_shows_the_revision_and_filters_by_kind() {
     let mut f = fixture(None, VALID);
