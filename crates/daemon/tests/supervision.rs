@@ -84,3 +84,54 @@ fn a_daemon_whose_stdout_and_stderr_are_closed_keeps_cycling_and_stays_healthy()
     let status = daemon.terminate().expect("SIGTERM stops it");
     assert_eq!(status.code(), Some(0));
 }
+
+/// What the daemon tells systemd, received on a socket standing in for systemd's.
+#[test]
+fn systemd_hears_ready_then_watchdog_pings_then_stopping() {
+    let mut socket = None;
+    let mut daemon = Daemon::spawn("1h", |command, dir| {
+        let path = dir.join("notify.sock");
+        let listener = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        listener
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .unwrap();
+        socket = Some(listener);
+        command
+            .env("NOTIFY_SOCKET", &path)
+            // A 2 s watchdog: converged pings every second while healthy.
+            .env("WATCHDOG_USEC", "2000000")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+    });
+    let socket = socket.unwrap();
+    let receive = || {
+        let mut buffer = [0; 512];
+        let length = socket
+            .recv(&mut buffer)
+            .expect("a notification within 10 s");
+        String::from_utf8_lossy(&buffer[..length]).trim().to_owned()
+    };
+    let mut heard = Vec::new();
+    while heard.last().is_none_or(|message| message != "READY=1") {
+        heard.push(receive());
+    }
+    assert!(
+        heard[..heard.len() - 1]
+            .iter()
+            .all(|message| message.starts_with("EXTEND_TIMEOUT_USEC=")),
+        "before READY=1 only start-up extensions: {heard:?}"
+    );
+    assert_eq!(daemon.last_cycle(), Some(1), "ready after the first cycle");
+    let pings = Instant::now();
+    assert_eq!(receive(), "WATCHDOG=1");
+    assert_eq!(receive(), "WATCHDOG=1");
+    assert!(
+        pings.elapsed() < Duration::from_secs(3),
+        "pinged every half watchdog period: {:?}",
+        pings.elapsed()
+    );
+    let status = daemon.terminate();
+    assert_eq!(status.and_then(|s| s.code()), Some(0));
+    // The datagrams sent before the exit wait in the socket.
+    while receive() != "STOPPING=1" {}
+}
