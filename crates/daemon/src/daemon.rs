@@ -288,7 +288,9 @@ async fn notify_systemd(shared: Arc<Shared>, shutdown: CancellationToken) -> Res
         }
         if !ready && shared.progress().last_finished.is_some() {
             tell_systemd(&[NotifyState::Ready]);
-            tracing::info!("the first cycle finished: told systemd the daemon is ready");
+            tracing::info!(
+                "the first cycle finished: ready (READY=1 to systemd, if it runs the daemon)"
+            );
             ready = true;
         }
         match shared.health() {
