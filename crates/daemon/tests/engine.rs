@@ -1033,7 +1033,7 @@ async fn the_daemons_plan_is_what_its_next_cycle_does() {
         "[kinds.marathon_app]\nprune = true\nmax_delete_fraction = 0.1\n",
     ];
     // A fixed linear congruential sequence: the same worlds every run.
-    let mut state: u64 = 0x5eed_0f_c0ffee;
+    let mut state: u64 = 0x5eed_0fc0_ffee;
     let mut pick = |n: usize| {
         state = state
             .wrapping_mul(6_364_136_223_846_793_005)
