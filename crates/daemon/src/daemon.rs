@@ -20,7 +20,7 @@ use crate::engine::{Engine, EngineSettings, Trigger};
 use crate::error::DaemonError;
 use crate::http::{AppState, router};
 use crate::metrics::Metrics;
-use crate::planner::Planner;
+use crate::planner::{DaemonView, Planner};
 use crate::status::{Probe, ProbeLimits, Shared};
 use crate::{kinds, watch};
 
@@ -65,19 +65,24 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
             address: config.http.listen,
             source,
         })?;
-    let state = AppState {
-        shared: Arc::clone(&shared),
-        triggers: triggers.clone(),
-        planner: Arc::new(Planner::new(planning, config.desired_state.clone())),
-        token: token.map(Arc::new),
-    };
     let engine = Engine::new(
         settings,
-        registry,
+        registry.clone(),
         Arc::clone(&shared),
         Some(audit),
         shutdown.clone(),
     );
+    let daemon_view = DaemonView {
+        shared: Arc::clone(&shared),
+        memory: engine.live_memory(),
+    };
+    let planner = Planner::new(planning, config.desired_state.clone()).of_daemon(daemon_view);
+    let state = AppState {
+        shared: Arc::clone(&shared),
+        triggers: triggers.clone(),
+        planner: Arc::new(planner),
+        token: token.map(Arc::new),
+    };
     let mut tasks = Essentials::new(shutdown.clone());
     tasks.spawn("engine", async move {
         engine.run(trigger_rx).await;
