@@ -522,9 +522,9 @@ fn symlinks_that_stay_inside_the_folder_are_followed() {
     let real = minimal_folder();
     let root = real.path();
     fs::create_dir_all(root.join("releases/v1/apps")).unwrap();
-    fs::create_dir(root.join("shared")).unwrap();
+    fs::create_dir(root.join("common")).unwrap();
     fs::write(
-        root.join("shared/web.json"),
+        root.join("common/web.json"),
         r#"{"id": "/web", "cmd": "serve"}"#,
     )
     .unwrap();
@@ -533,9 +533,9 @@ fn symlinks_that_stay_inside_the_folder_are_followed() {
         r#"{"id": "/web", "cmd": "serve"}"#,
     )
     .unwrap();
-    fs::rename(root.join(CLUSTER_FILE), root.join("shared/prod.toml")).unwrap();
-    symlink("shared/prod.toml", root.join(CLUSTER_FILE)).unwrap();
-    symlink("../shared/web.json", root.join("apps/web.json")).unwrap();
+    fs::rename(root.join(CLUSTER_FILE), root.join("common/prod.toml")).unwrap();
+    symlink("common/prod.toml", root.join(CLUSTER_FILE)).unwrap();
+    symlink("../common/web.json", root.join("apps/web.json")).unwrap();
     // The operator's path is itself a symlink, as with a release switched by renaming a link.
     let links = tempfile::tempdir().unwrap();
     let desired = links.path().join("desired");
@@ -548,7 +548,7 @@ fn symlinks_that_stay_inside_the_folder_are_followed() {
     let first = fingerprint_within_two_seconds(&desired).expect("a loadable folder");
 
     fs::write(
-        root.join("shared/web.json"),
+        root.join("common/web.json"),
         r#"{"id": "/web", "cmd": "serve --fast"}"#,
     )
     .unwrap();

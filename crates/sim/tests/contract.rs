@@ -18,6 +18,17 @@ fn shared(path: &str) -> String {
     )
 }
 
+/// Whether the upstream contracts in `../shared/marathon-api` sit beside this checkout. A
+/// user's clone has no `../shared`: the comparisons with it are then not made (rule 5: a test
+/// may compare with `../shared` but must not need it to pass); CI has it and makes them all.
+fn upstream_is_beside_the_checkout() -> bool {
+    let present = std::path::Path::new(&shared("")).is_dir();
+    if !present {
+        eprintln!("../shared/marathon-api is not beside this checkout: not compared with it");
+    }
+    present
+}
+
 fn load(path: &str) -> String {
     std::fs::read_to_string(shared(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
@@ -120,17 +131,26 @@ async fn check_profile(profile: &str, schema: &str, extra: &[&str]) {
 
 #[tokio::test]
 async fn responses_match_the_1_7_schema_on_the_current_profile() {
+    if !upstream_is_beside_the_checkout() {
+        return;
+    }
     // `role` (1.9+) postdates the last published JSON schema (1.7.236).
     check_profile("1.10", "v1.7.236-schema/AppDefinition.json", &["role"]).await;
 }
 
 #[tokio::test]
 async fn responses_match_the_1_1_1_schema_on_the_legacy_profile() {
+    if !upstream_is_beside_the_checkout() {
+        return;
+    }
     check_profile("1.1", "v1.1.1/raml/v2/schema/AppDefinition.json", &[]).await;
 }
 
 #[tokio::test]
 async fn upstream_examples_are_accepted_and_shaped_like_raml() {
+    if !upstream_is_beside_the_checkout() {
+        return;
+    }
     let c = Cluster::start("1.10", &[AGENT], &[]);
     // `apps_create.json` is the bulk PUT /v2/apps body.
     let bulk: Value =
