@@ -468,7 +468,7 @@ fn decide_actions<A, T: Ord + Copy>(context: ActionContext<'_, A, T>) -> Decisio
 }
 
 /// `verb (reason), then verb (reason)`.
-pub fn summarize<A>(actions: &[PlannedAction<A>]) -> String {
+fn summarize<A>(actions: &[PlannedAction<A>]) -> String {
     actions
         .iter()
         .map(|action| format!("{} ({})", action.verb, action.reason))
@@ -510,17 +510,6 @@ impl Effect {
             Effect::Replace => "-/+",
         }
     }
-}
-
-/// The kinds a cycle decision leaves waiting on each blocking kind, for the plan's summary.
-pub fn blocked_on_kinds<A>(decision: &CycleDecision<A>) -> BTreeMap<Kind, usize> {
-    let mut counts = BTreeMap::new();
-    for resource in &decision.resources {
-        if let Decision::Blocked { on, .. } = &resource.decision {
-            *counts.entry(on.kind).or_default() += 1;
-        }
-    }
-    counts
 }
 
 #[cfg(test)]

@@ -67,7 +67,7 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
         })?;
     let engine = Engine::new(
         settings,
-        registry.clone(),
+        registry,
         Arc::clone(&shared),
         Some(audit),
         shutdown.clone(),

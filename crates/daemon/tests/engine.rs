@@ -1032,14 +1032,8 @@ async fn the_daemons_plan_is_what_its_next_cycle_does() {
         "[kinds.marathon_app]\nprune = true\n",
         "[kinds.marathon_app]\nprune = true\nmax_delete_fraction = 0.1\n",
     ];
-    // A fixed linear congruential sequence: the same worlds every run.
-    let mut state: u64 = 0x5eed_0fc0_ffee;
-    let mut pick = |n: usize| {
-        state = state
-            .wrapping_mul(6_364_136_223_846_793_005)
-            .wrapping_add(1_442_695_040_888_963_407);
-        ((state >> 33) as usize) % n
-    };
+    let mut sequence = converged_testkit::Sequence::new(0x5eed_0fc0_ffee);
+    let mut pick = |n: usize| sequence.pick(n);
     let mut seen = BTreeSet::new();
     for round in 0..200 {
         let app = ["a", "b", "c", "d", "e", "on-alpha"][pick(6)];

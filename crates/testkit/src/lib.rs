@@ -13,8 +13,10 @@ pub mod driver;
 pub mod hosts;
 pub mod moto;
 pub mod sandbox;
+pub mod sequence;
 
 pub use hosts::{HostOptions, TestHost, TestHosts};
+pub use sequence::Sequence;
 
 /// The simulated Marathon's flags for the example's `MARATHON_MESOS_ROLE` and
 /// `MARATHON_DEFAULT_ACCEPTED_RESOURCE_ROLES`: agents reserve traefik's fixed ports for this role.
