@@ -435,3 +435,72 @@ fn mkfifo(path: &Path) {
     let made = Command::new("mkfifo").arg(path).status().unwrap();
     assert!(made.success(), "mkfifo {}", path.display());
 }
+
+/// Adopting one layer at a time: with no `[[nodes]]` and `[mesos] url` set, the agents of a
+/// cluster converged never built are someone else's. `plan` lists them unmanaged and exits 0;
+/// nothing is written to the state dir.
+#[test]
+fn agents_of_a_cluster_without_nodes_are_planned_unmanaged_and_plan_exits_0() {
+    let master = converged_testkit::SimProcess::mesos_master("127.0.0.1:0", &[]);
+    let _agents: Vec<_> = ["alpha", "bravo"]
+        .iter()
+        .map(|name| {
+            converged_testkit::SimProcess::mesos_agent(
+                "127.0.0.1:0",
+                &[
+                    "--master",
+                    &master.url,
+                    "--hostname",
+                    name,
+                    "--heartbeat-interval",
+                    "200ms",
+                ],
+            )
+        })
+        .collect();
+    let dir = tempfile::tempdir().unwrap();
+    let desired = dir.path().join("desired");
+    let state = dir.path().join("state");
+    std::fs::create_dir_all(&desired).unwrap();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(desired.join("cluster.toml"), "[cluster]\nname = \"x\"\n").unwrap();
+    let config = dir.path().join("c.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "desired_state = {desired:?}\nstate_dir = {state:?}\n[mesos]\nurl = {:?}\n[ssh]\nallowed_networks = [\"127.0.0.0/8\"]\n",
+            master.url
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let text = loop {
+        let out = converged(&["plan", "--local", "--config", config.to_str().unwrap()]);
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        if text.contains("2 unmanaged") || started.elapsed() > Duration::from_secs(20) {
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{text}{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    for agent in ["alpha", "bravo"] {
+        assert!(
+            text.contains(&format!("= mesos_agent/{agent}: unmanaged: ")),
+            "{text}"
+        );
+    }
+    assert!(
+        text.contains("Plan: 0 to create, 0 to change, 0 to delete; 2 unmanaged"),
+        "{text}"
+    );
+    assert_eq!(
+        std::fs::read_dir(&state).unwrap().count(),
+        0,
+        "plan wrote nothing"
+    );
+}
