@@ -1,6 +1,7 @@
 //! Test harness for real peers: a ZooKeeper ensemble on loopback aliases (Debian's jar) and
-//! `converged-sim` processes, SSH test hosts (`hosts`) and a reconcile driver (`driver`). A missing
-//! peer binary is a panic with a clear message, never a skip.
+//! `converged-sim` processes, SSH test hosts (`hosts`), an HTTP fault proxy (`fault_proxy`)
+//! and a reconcile driver (`driver`). A missing peer binary is a panic with a clear message,
+//! never a skip.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -10,6 +11,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 pub mod driver;
+pub mod fault_proxy;
 pub mod hosts;
 pub mod moto;
 pub mod sandbox;
