@@ -1,7 +1,8 @@
 //! The registry of kinds the daemon runs, built from the daemon configuration. Every external
 //! API request is reported to `recorder` (the daemon's metrics). The engine's registry writes
-//! converged's state (ZooKeeper ids, host key pins, the Mesos agents it manages); the
-//! planner's is read-only and shows what it would have written instead.
+//! converged's state (ZooKeeper ids, host key pins, the Mesos agents it manages, the env keys it
+//! sent to Marathon as secrets); the planner's is read-only and shows what it would have
+//! written instead.
 
 use std::sync::Arc;
 
@@ -15,6 +16,7 @@ use converged_mesos::agent::api::HttpMesosMaster;
 use converged_mesos::agent::memory::AgentMemoryStore;
 use converged_mesos::agent::reconciler::MesosAgents;
 use converged_mesos::marathon::api::{HttpMarathon, MarathonApi, MarathonEndpoint};
+use converged_mesos::marathon::memory::SecretKeyStore;
 use converged_mesos::marathon::reconciler::MarathonApps;
 use converged_zookeeper::{Ensemble, EnsembleFiles, IdStore};
 
@@ -119,10 +121,10 @@ pub fn registry(
         );
         // Draining an agent moves its Marathon tasks before its machine goes down.
         agents = agents.with_marathon(Arc::clone(&client));
-        registry.register(MarathonApps::new(
-            client,
-            config.marathon.deployment_deadline,
-        ));
+        registry.register(
+            MarathonApps::new(client, config.marathon.deployment_deadline)
+                .remembering_secrets_in(SecretKeyStore::new(&config.state_dir, access)),
+        );
     }
     registry.register(agents);
     Ok(registry)

@@ -66,6 +66,10 @@ pub enum MesosError {
     },
     #[error("failed to read or write the Mesos agents converged manages in {path}: {message}")]
     AgentMemory { path: String, message: String },
+    #[error(
+        "failed to read or write the env keys converged sent to Marathon as secrets in {path}: {message}"
+    )]
+    SecretKeyMemory { path: String, message: String },
     #[error("failed to restart the agent on node {node}: {source}")]
     RestartAgent {
         node: String,
@@ -84,7 +88,8 @@ impl Classified for MesosError {
             | Self::MasterUnreachable { .. }
             | Self::MasterRejected { .. }
             | Self::MasterDecode { .. }
-            | Self::AgentMemory { .. } => ErrorClass::Transient,
+            | Self::AgentMemory { .. }
+            | Self::SecretKeyMemory { .. } => ErrorClass::Transient,
             Self::Throttled { .. } => ErrorClass::Throttled,
             Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Credentials { .. } => {
                 ErrorClass::Invalid

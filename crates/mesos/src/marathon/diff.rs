@@ -8,12 +8,13 @@ use converged_core::model::app::MarathonApp;
 use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
 use converged_core::secret::{MaybeSecret, Secret, SecretRef};
 use converged_core::{DesiredState, Kind, ResourceId};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::api::{AppBody, Deployment, ObservedApp, QueuedLaunch};
 use super::normalize::{
     Difference, Profile, accept_assigned_ports, canonical, canonical_id, differences,
-    is_host_network,
+    is_host_network, pointer_key,
 };
 
 /// The label that makes an app ours: its value is the cluster name.
@@ -33,22 +34,42 @@ pub struct MarathonObserved {
     pub queue: Vec<QueuedLaunch>,
     /// The secret references the desired apps use, resolved (or why they could not be).
     pub secrets: BTreeMap<SecretRef, Result<Secret, String>>,
+    /// The env keys converged sent as secrets, read from the state directory.
+    pub sent_secrets: SentSecrets,
     /// When the observation was made, and how long a deployment may run before it counts
     /// as stuck: the clock is read in `observe`, never in `plan`.
     pub observed_at: SystemTime,
     pub deployment_deadline: Duration,
 }
 
+/// Per app id, the env keys converged sent to Marathon as secrets and whose values Marathon may
+/// still hold. Kept in the state directory, so a value that stopped being secret in the files
+/// (turned plain, or removed) is still never shown while Marathon has it. Key names only,
+/// never values.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SentSecrets {
+    pub apps: BTreeMap<String, BTreeSet<String>>,
+}
+
+impl SentSecrets {
+    pub fn of(&self, app: &str) -> impl Iterator<Item = &String> {
+        self.apps.get(app).into_iter().flatten()
+    }
+}
+
 #[derive(Debug, Clone)]
 pub enum MarathonAction {
+    /// `secret_keys`: what to remember for the app before the body leaves.
     Create {
         id: String,
         body: AppBody,
+        secret_keys: BTreeSet<String>,
     },
     Replace {
         id: String,
         body: AppBody,
         full_replacement: bool,
+        secret_keys: BTreeSet<String>,
     },
     Delete {
         id: String,
@@ -77,6 +98,11 @@ pub fn plan(desired: &DesiredState, observed: &MarathonObserved) -> KindPlan<Mar
                 Ok(body) => Verdict::Act {
                     actions: vec![PlannedAction::new(
                         MarathonAction::Create {
+                            // A create answered "already exists" leaves whatever Marathon held,
+                            // so what was remembered stays remembered.
+                            secret_keys: secret_keys(&file.app)
+                                .chain(observed.sent_secrets.of(&id).cloned())
+                                .collect(),
                             id: id.clone(),
                             body,
                         },
@@ -146,11 +172,8 @@ fn plan_existing(
         return tasks_verdict(&want, observed_app);
     }
     let scale_only = found.iter().all(|d| d.path == "/instances");
-    let secret_keys = secret_env_keys(app);
-    let changes = found
-        .iter()
-        .map(|d| field_change(d, &secret_keys))
-        .collect();
+    let redaction = Redaction::new(app, observed_app, observed);
+    let changes = found.iter().map(|d| redaction.change(d)).collect();
     let reason = if scale_only {
         "instances differ: Marathon scales without restarting tasks".to_owned()
     } else {
@@ -165,6 +188,7 @@ fn plan_existing(
         actions: vec![
             PlannedAction::new(
                 MarathonAction::Replace {
+                    secret_keys: keys_to_remember(app, observed_app, &body, observed),
                     id: observed_app.id.clone(),
                     body,
                     full_replacement: observed.profile == Profile::Current,
@@ -343,24 +367,93 @@ pub fn request_body(
     Ok(AppBody(body))
 }
 
-fn secret_env_keys(app: &MarathonApp) -> BTreeSet<String> {
+/// The env keys the file marks secret.
+fn secret_keys(app: &MarathonApp) -> impl Iterator<Item = String> + '_ {
     app.env
         .iter()
         .filter(|(_, value)| value.is_secret())
-        .map(|(key, _)| format!("/env/{key}"))
-        .collect()
+        .map(|(key, _)| key.clone())
 }
 
-fn field_change(difference: &Difference, secret_paths: &BTreeSet<String>) -> FieldChange {
-    if secret_paths.contains(&difference.path) {
-        return FieldChange::redacted(&difference.path);
+/// What to remember for an app about to be replaced: the keys sent as secrets now, and the
+/// remembered ones whose old value Marathon still holds (it differs from what is sent). A key
+/// Marathon already holds the sent plain value for, or no longer holds, is forgotten; until
+/// the request is answered, what Marathon holds is still covered.
+fn keys_to_remember(
+    app: &MarathonApp,
+    observed_app: &ObservedApp,
+    body: &AppBody,
+    observed: &MarathonObserved,
+) -> BTreeSet<String> {
+    let held = &observed_app.definition["env"];
+    let sent = &body.0["env"];
+    let still_held = observed
+        .sent_secrets
+        .of(&observed_app.id)
+        .filter(|key| {
+            held.get(key.as_str())
+                .is_some_and(|value| sent.get(key.as_str()) != Some(value))
+        })
+        .cloned();
+    secret_keys(app).chain(still_held).collect()
+}
+
+/// Which differences of one app are shown as `<redacted>`: env keys the file marks secret or
+/// converged sent as secret, and any value that contains a secret resolved for this cycle,
+/// whichever key holds it. When in doubt, redact.
+struct Redaction<'a> {
+    secret_paths: BTreeSet<String>,
+    resolved: Vec<&'a str>,
+}
+
+impl<'a> Redaction<'a> {
+    fn new(app: &MarathonApp, observed_app: &ObservedApp, observed: &'a MarathonObserved) -> Self {
+        let secret_paths = secret_keys(app)
+            .chain(observed.sent_secrets.of(&observed_app.id).cloned())
+            .map(|key| format!("/env/{}", pointer_key(&key)))
+            .collect();
+        let resolved = observed
+            .secrets
+            .values()
+            .filter_map(|secret| secret.as_ref().ok())
+            .map(Secret::expose)
+            .filter(|value| !value.is_empty())
+            .collect();
+        Self {
+            secret_paths,
+            resolved,
+        }
     }
-    let render = |value: &Option<Value>| value.as_ref().map(|v| v.to_string());
-    FieldChange::new(
-        &difference.path,
-        render(&difference.observed),
-        render(&difference.desired),
-    )
+
+    fn change(&self, difference: &Difference) -> FieldChange {
+        let sides = [&difference.observed, &difference.desired];
+        if self.secret_paths.contains(&difference.path)
+            || sides
+                .iter()
+                .filter_map(|side| side.as_ref())
+                .any(|value| self.mentions_a_secret(value))
+        {
+            return FieldChange::redacted(&difference.path);
+        }
+        let render = |value: &Option<Value>| value.as_ref().map(|v| v.to_string());
+        FieldChange::new(
+            &difference.path,
+            render(&difference.observed),
+            render(&difference.desired),
+        )
+    }
+
+    fn mentions_a_secret(&self, value: &Value) -> bool {
+        let contains = |text: &str| self.resolved.iter().any(|secret| text.contains(secret));
+        match value {
+            Value::String(text) => contains(text),
+            Value::Array(items) => items.iter().any(|item| self.mentions_a_secret(item)),
+            Value::Object(map) => map
+                .iter()
+                .any(|(key, item)| contains(key) || self.mentions_a_secret(item)),
+            Value::Null | Value::Bool(_) | Value::Number(_) => false,
+        }
+    }
 }
 
 /// The secret references the desired apps use, for `observe` to resolve.
@@ -401,6 +494,7 @@ mod tests {
             deployments: Vec::new(),
             queue: Vec::new(),
             secrets,
+            sent_secrets: SentSecrets::default(),
             observed_at: SystemTime::UNIX_EPOCH + Duration::from_secs(10_000),
             deployment_deadline: Duration::from_secs(600),
         }
@@ -494,6 +588,90 @@ mod tests {
         assert!(
             !printed.contains("hunter2") && !printed.contains("old-password"),
             "{printed}"
+        );
+    }
+
+    fn replace_of(plan: &KindPlan<MarathonAction>) -> (&[FieldChange], &BTreeSet<String>) {
+        let action = &plan.resources[0].actions()[0];
+        let MarathonAction::Replace { secret_keys, .. } = &action.action else {
+            panic!("{:?}", action.action)
+        };
+        (&action.changes, secret_keys)
+    }
+
+    /// Marathon holds what converged sent for WEB (PW = hunter2) and OLD_KEY from an earlier
+    /// revision, both remembered as sent secrets; then the file turns PW plain.
+    #[test]
+    fn values_once_sent_as_secrets_stay_redacted_after_the_file_stops_saying_secret() {
+        let mut held = as_marathon(WEB, 2);
+        held.definition["env"]["OLD_KEY"] = json!("old-secret-5d1");
+        let mut seen = observed(vec![held]);
+        seen.sent_secrets
+            .apps
+            .insert("/web".into(), ["PW".into(), "OLD_KEY".into()].into());
+        let plain = r#"{"id": "/web", "cmd": "serve", "instances": 2, "env": {"PW": "now-plain", "MODE": "a"}}"#;
+        let first = plan(&desired(&[("web.json", plain)]), &seen);
+        let (changes, remember) = replace_of(&first);
+        assert_eq!(
+            changes,
+            [
+                FieldChange::redacted("/env/OLD_KEY"),
+                FieldChange::redacted("/env/PW")
+            ]
+        );
+        let printed = format!("{first:?} {}", serde_json::to_string(&first).unwrap());
+        assert!(
+            !printed.contains("hunter2") && !printed.contains("old-secret-5d1"),
+            "{printed}"
+        );
+        assert_eq!(
+            remember,
+            &BTreeSet::from(["OLD_KEY".to_owned(), "PW".to_owned()]),
+            "Marathon still holds both old values until the update is answered"
+        );
+
+        // Once Marathon holds the plain value and no OLD_KEY, the next update forgets both.
+        let mut updated = as_marathon(plain, 2);
+        updated.definition["cmd"] = json!("old");
+        let mut seen = observed(vec![updated]);
+        seen.sent_secrets
+            .apps
+            .insert("/web".into(), ["PW".into(), "OLD_KEY".into()].into());
+        let second = plan(&desired(&[("web.json", plain)]), &seen);
+        assert_eq!(replace_of(&second).1, &BTreeSet::new());
+    }
+
+    #[test]
+    fn a_value_equal_to_a_resolved_secret_is_redacted_under_any_key() {
+        let mut drifted = as_marathon(WEB, 2);
+        drifted.definition["env"]["COPY"] = json!("hunter2");
+        drifted.definition["labels"]["note"] = json!("pw=hunter2;");
+        let plan = plan(&desired(&[("web.json", WEB)]), &observed(vec![drifted]));
+        let (changes, remember) = replace_of(&plan);
+        assert_eq!(
+            changes,
+            [
+                FieldChange::redacted("/env/COPY"),
+                FieldChange::redacted("/labels/note")
+            ]
+        );
+        assert_eq!(remember, &BTreeSet::from(["PW".to_owned()]));
+    }
+
+    #[test]
+    fn a_create_remembers_the_secret_keys_it_sends_and_those_remembered() {
+        let mut seen = observed(vec![]);
+        seen.sent_secrets
+            .apps
+            .insert("/web".into(), ["GONE".into()].into());
+        let plan = plan(&desired(&[("web.json", WEB)]), &seen);
+        let MarathonAction::Create { secret_keys, .. } = &plan.resources[0].actions()[0].action
+        else {
+            panic!("a create")
+        };
+        assert_eq!(
+            secret_keys,
+            &BTreeSet::from(["GONE".to_owned(), "PW".to_owned()])
         );
     }
 

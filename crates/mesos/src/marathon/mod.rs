@@ -2,5 +2,6 @@
 
 pub mod api;
 pub mod diff;
+pub mod memory;
 pub mod normalize;
 pub mod reconciler;

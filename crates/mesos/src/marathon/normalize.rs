@@ -525,7 +525,7 @@ pub fn differences(desired: &Value, observed: &Value) -> Vec<Difference> {
             // Equal subtrees hold no difference: skipping them spares a path per field of
             // every app in every cycle, which is most of a no-op cycle's allocations.
             (a, b) if a == b => {}
-            (a, b) => compare(&format!("/{}", escape(key)), a, b, &mut found),
+            (a, b) => compare(&format!("/{}", pointer_key(key)), a, b, &mut found),
         }
     }
     found
@@ -545,7 +545,7 @@ fn compare(
             for key in keys {
                 let (x, y) = (a.get(key), b.get(key));
                 if x != y {
-                    compare(&format!("{path}/{}", escape(key)), x, y, found);
+                    compare(&format!("{path}/{}", pointer_key(key)), x, y, found);
                 }
             }
         }
@@ -565,7 +565,8 @@ fn compare(
     }
 }
 
-fn escape(key: &str) -> String {
+/// A key as one JSON pointer segment (`~` and `/` escaped).
+pub fn pointer_key(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 

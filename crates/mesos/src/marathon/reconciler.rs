@@ -1,6 +1,8 @@
-//! The `marathon_app` reconciler (glue, does I/O): observe through the client, plan with
-//! `diff::plan`, apply one action.
+//! The `marathon_app` reconciler (glue, does I/O): observe through the client and the memory of
+//! env keys sent as secrets, plan with `diff::plan`, apply one action (recording the keys a
+//! request sends as secrets before it leaves).
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
@@ -10,12 +12,16 @@ use converged_core::reconciler::Reconciler;
 use converged_core::{Classified, DesiredState, Kind, ReconcileError};
 
 use super::api::MarathonApi;
-use super::diff::{self, MarathonAction, MarathonObserved};
+use super::diff::{self, MarathonAction, MarathonObserved, SentSecrets};
+use super::memory::SecretKeyStore;
 use super::normalize::Profile;
 
 pub struct MarathonApps {
     api: Arc<dyn MarathonApi>,
     deployment_deadline: Duration,
+    /// Without one (tests without a state directory), nothing is remembered: only keys secret
+    /// in the files are redacted.
+    sent_secrets: Option<Arc<SecretKeyStore>>,
 }
 
 impl MarathonApps {
@@ -23,7 +29,32 @@ impl MarathonApps {
         Self {
             api,
             deployment_deadline,
+            sent_secrets: None,
         }
+    }
+
+    /// Remembers the env keys sent as secrets in `store`, and redacts what Marathon holds for
+    /// them even once the files no longer say secret.
+    pub fn remembering_secrets_in(mut self, store: SecretKeyStore) -> Self {
+        self.sent_secrets = Some(Arc::new(store));
+        self
+    }
+
+    async fn remember(
+        &self,
+        id: &str,
+        keys: &BTreeSet<String>,
+        action: &'static str,
+    ) -> Result<(), ReconcileError> {
+        let Some(store) = &self.sent_secrets else {
+            return Ok(());
+        };
+        store
+            .remember(id, keys)
+            .await
+            .map_err(|err| err.into_apply(action))?;
+        tracing::debug!(app = %id, keys = ?keys, path = %store.path().display(), "recorded the env keys sent as secrets");
+        Ok(())
     }
 }
 
@@ -55,6 +86,13 @@ impl Reconciler for MarathonApps {
         } else {
             Vec::new()
         };
+        let sent_secrets = match &self.sent_secrets {
+            Some(store) => store
+                .load()
+                .await
+                .map_err(|err| err.into_observe("marathon_app"))?,
+            None => SentSecrets::default(),
+        };
         let secrets = diff::secret_refs(desired)
             .into_iter()
             .map(|reference| {
@@ -68,6 +106,7 @@ impl Reconciler for MarathonApps {
             deployments,
             queue,
             secrets,
+            sent_secrets,
             observed_at,
             deployment_deadline: self.deployment_deadline,
         })
@@ -79,7 +118,12 @@ impl Reconciler for MarathonApps {
 
     async fn apply(&self, action: &MarathonAction) -> Result<(), ReconcileError> {
         match action {
-            MarathonAction::Create { id, body } => {
+            MarathonAction::Create {
+                id,
+                body,
+                secret_keys,
+            } => {
+                self.remember(id, secret_keys, "create").await?;
                 self.api
                     .create_app(body)
                     .await
@@ -90,7 +134,9 @@ impl Reconciler for MarathonApps {
                 id,
                 body,
                 full_replacement,
+                secret_keys,
             } => {
+                self.remember(id, secret_keys, "update").await?;
                 self.api
                     .replace_app(id, body, *full_replacement)
                     .await
@@ -103,6 +149,11 @@ impl Reconciler for MarathonApps {
                     .await
                     .map_err(|e| e.into_apply("delete"))?;
                 tracing::info!(app = %id, "deleted app");
+                // Marathon holds nothing of the app any more. Failing to forget only redacts
+                // too much, should the app come back.
+                if let Err(err) = self.remember(id, &BTreeSet::new(), "delete").await {
+                    tracing::warn!(app = %id, error = %err, "failed to forget the env keys sent as secrets");
+                }
             }
             MarathonAction::Rollback { id, deployment } => {
                 self.api
