@@ -67,10 +67,17 @@ impl IntentStore {
         let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
             std::fs::create_dir_all(&dir)?;
             let temporary = write_path.with_extension("json.tmp");
-            let mut file = std::fs::File::create(&temporary)?;
-            file.write_all(&serde_json::to_vec_pretty(&record)?)?;
-            file.sync_all()?;
-            std::fs::rename(&temporary, &write_path)?;
+            let written = std::fs::File::create(&temporary)
+                .and_then(|mut file| {
+                    file.write_all(&serde_json::to_vec_pretty(&record)?)?;
+                    file.sync_all()
+                })
+                .and_then(|()| std::fs::rename(&temporary, &write_path));
+            if let Err(err) = written {
+                // A full disk must not keep a half-written temporary taking space.
+                let _ = std::fs::remove_file(&temporary);
+                return Err(err);
+            }
             std::fs::File::open(&dir)?.sync_all()
         })
         .await

@@ -7,6 +7,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
+use converged_core::api::ApiRecorder;
 use converged_core::secret::Secret;
 use sd_notify::NotifyState;
 use tokio::signal::unix::{SignalKind, signal};
@@ -25,7 +26,7 @@ use crate::status::{Probe, ProbeLimits, Shared};
 use crate::{kinds, watch};
 
 #[cfg(debug_assertions)]
-mod fault;
+pub(crate) mod fault;
 
 /// How long in-flight actions may run on after SIGTERM before the process exits anyway.
 const DRAIN_DEADLINE: Duration = Duration::from_secs(30);
@@ -47,7 +48,10 @@ pub async fn run(config: DaemonConfig) -> Result<(), DaemonError> {
     }
     let audit = Arc::new(AuditLog::open(&config.state_dir)?);
     let metrics = Metrics::new()?;
-    let registry = kinds::registry(&config, Arc::new(metrics.clone()), kinds::Access::ReadWrite)?;
+    let recorder: Arc<dyn ApiRecorder> = Arc::new(metrics.clone());
+    #[cfg(debug_assertions)]
+    let recorder: Arc<dyn ApiRecorder> = Arc::new(fault::WatchRequests(recorder));
+    let registry = kinds::registry(&config, recorder, kinds::Access::ReadWrite)?;
     let planning = kinds::registry(&config, Arc::new(metrics.clone()), kinds::Access::ReadOnly)?;
     #[cfg(debug_assertions)]
     let registry = fault::inject_from_env(registry);

@@ -25,11 +25,17 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::audit::{AuditEntry, AuditLog};
+#[cfg(debug_assertions)]
+use crate::daemon::fault;
 use crate::desired;
 use crate::planner::LiveMemory;
 use crate::status::{
-    CycleStatus, DesiredStateStatus, KindStatus, Shared, StatusDocument, rfc3339, unix_seconds,
+    AuditStatus, CycleStatus, DesiredStateStatus, KindStatus, Shared, StatusDocument, rfc3339,
+    unix_seconds,
 };
+
+/// How soon an action refused because the audit log took no writes is tried again.
+const AUDIT_RETRY: Duration = Duration::from_secs(5);
 
 /// Triggers closer together than this run as one cycle.
 const COALESCE_WINDOW: Duration = Duration::from_millis(100);
@@ -180,6 +186,10 @@ struct ApplyOutcome {
     applied: Vec<(&'static str, String)>,
     failure: Option<(&'static str, String, ReconcileError)>,
     skipped_for_shutdown: bool,
+    /// Not attempted because the attempt could not be recorded in the audit log.
+    unrecorded: bool,
+    /// Why the outcome of the last action could not be recorded (it is held back).
+    outcome_unrecorded: Option<String>,
 }
 
 pub struct Engine {
@@ -682,7 +692,11 @@ impl Engine {
             }
             Some((verb, reason, err)) => {
                 report.failed += 1;
-                record.attempts += 1;
+                // Refused for want of an audit log is no attempt: it is retried as soon as
+                // the log may take writes again, not backed off.
+                if !outcome.unrecorded {
+                    record.attempts += 1;
+                }
                 let class = err.class();
                 record.last_action = Some(LastAction {
                     verb,
@@ -695,7 +709,11 @@ impl Engine {
                     class,
                     at,
                 });
-                let delay = backoff.delay(record.attempts, sample);
+                let delay = if outcome.unrecorded {
+                    AUDIT_RETRY
+                } else {
+                    backoff.delay(record.attempts, sample)
+                };
                 match class {
                     ErrorClass::Transient | ErrorClass::Throttled => {
                         record.retry_at = Some(Instant::now() + delay);
@@ -715,6 +733,13 @@ impl Engine {
                     kind_record.retry_at = Some(Instant::now() + delay);
                 }
             }
+        }
+        if let Some(why) = outcome.outcome_unrecorded {
+            let record = self.record_for(&outcome.id);
+            record.reason = format!(
+                "{}; its outcome is not in the audit log yet: {why}",
+                record.reason
+            );
         }
     }
 
@@ -770,7 +795,18 @@ impl Engine {
                 }
             })
             .collect();
+        let audit = self.audit.as_ref().map(|log| {
+            let health = log.health();
+            metrics
+                .audit_log_writable
+                .set(i64::from(health.error.is_none()));
+            metrics
+                .audit_unrecorded_outcomes
+                .set(i64::try_from(health.unrecorded_outcomes).unwrap_or(i64::MAX));
+            AuditStatus::from(health)
+        });
         self.shared.publish(StatusDocument {
+            audit,
             desired_state: self.desired_status.clone(),
             paused: false,
             ready: false,
@@ -821,6 +857,14 @@ fn note_drift(shared: &Shared, kind: Kind, previous: Option<Condition>) {
     }
 }
 
+fn audit_write_failed(shared: &Shared, event: &'static str) {
+    shared
+        .metrics
+        .audit_write_failures_total
+        .with_label_values(&[event])
+        .inc();
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn apply_resource(
     reconciler: Arc<dyn DynReconciler>,
@@ -839,6 +883,8 @@ async fn apply_resource(
         applied: Vec::new(),
         failure: None,
         skipped_for_shutdown: false,
+        unrecorded: false,
+        outcome_unrecorded: None,
     };
     for action in &actions {
         if shutdown.is_cancelled() {
@@ -860,23 +906,34 @@ async fn apply_resource(
                 error_class: None,
             };
             if let Err(err) = audit.record(&attempt) {
+                audit_write_failed(&shared, "attempt");
                 let failure = ReconcileError::Apply {
                     action: action.verb,
                     class: ErrorClass::Transient,
-                    message: format!("not attempted: {err}"),
+                    message: format!("not attempted: it could not be recorded: {err}"),
                 };
+                tracing::error!(resource = %resource, action = action.verb, error = %err, "refused to act: the attempt could not be recorded in the audit log");
                 outcome.failure = Some((action.verb, action.reason.clone(), failure));
+                outcome.unrecorded = true;
                 break;
             }
         }
+        #[cfg(debug_assertions)]
+        fault::reached(kind, action.verb, fault::Point::BeforeRequest);
         tracing::debug!(resource = %resource, action = action.verb, reason = %action.reason, "applying");
-        let result = match tokio::time::timeout(deadline, reconciler.apply(action)).await {
-            Ok(result) => result,
-            Err(_) => Err(ReconcileError::DeadlineExceeded {
-                action: action.verb,
-                seconds: deadline.as_secs(),
-            }),
+        let result = {
+            #[cfg(debug_assertions)]
+            let _in_flight = fault::applying(kind, action.verb);
+            match tokio::time::timeout(deadline, reconciler.apply(action)).await {
+                Ok(result) => result,
+                Err(_) => Err(ReconcileError::DeadlineExceeded {
+                    action: action.verb,
+                    seconds: deadline.as_secs(),
+                }),
+            }
         };
+        #[cfg(debug_assertions)]
+        fault::reached(kind, action.verb, fault::Point::AfterAnswer);
         let label = if result.is_ok() { "success" } else { "error" };
         shared
             .metrics
@@ -903,9 +960,13 @@ async fn apply_resource(
                 error_class: result.as_ref().err().map(|err| err.class().as_str()),
             };
             if let Err(err) = audit.record(&finished) {
-                tracing::error!(error = %err, "failed to write the audit log");
+                audit_write_failed(&shared, "outcome");
+                tracing::error!(resource = %resource, action = action.verb, error = %err, "the outcome could not be recorded in the audit log: held back until the log takes writes; no new action until then");
+                outcome.outcome_unrecorded = Some(err.to_string());
             }
         }
+        #[cfg(debug_assertions)]
+        fault::reached(kind, action.verb, fault::Point::AfterAudit);
         match result {
             Ok(()) => {
                 tracing::info!(resource = %resource, action = action.verb, reason = %action.reason, "applied action");

@@ -26,6 +26,9 @@ pub struct Metrics {
     pub desired_state_revision_timestamp_seconds: Gauge,
     pub last_successful_cycle_timestamp_seconds: Gauge,
     pub paused: IntGauge,
+    pub audit_log_writable: IntGauge,
+    pub audit_unrecorded_outcomes: IntGauge,
+    pub audit_write_failures_total: IntCounterVec,
     log_lines_dropped_total: DroppedLogLines,
 }
 
@@ -90,6 +93,21 @@ impl Metrics {
             .map_err(register_error("last_successful_cycle_timestamp_seconds"))?,
             paused: IntGauge::with_opts(opts("paused", "1 while acting is paused."))
                 .map_err(register_error("paused"))?,
+            audit_log_writable: IntGauge::with_opts(opts(
+                "audit_log_writable",
+                "1 while the audit log takes writes; 0 while it does not and actions are refused.",
+            ))
+            .map_err(register_error("audit_log_writable"))?,
+            audit_unrecorded_outcomes: IntGauge::with_opts(opts(
+                "audit_unrecorded_outcomes",
+                "Outcomes of actions that ran but are not in the audit log yet.",
+            ))
+            .map_err(register_error("audit_unrecorded_outcomes"))?,
+            audit_write_failures_total: IntCounterVec::new(
+                opts("audit_write_failures_total", "Audit lines that could not be written, by event (attempt, outcome)."),
+                &["event"],
+            )
+            .map_err(register_error("audit_write_failures_total"))?,
             log_lines_dropped_total: DroppedLogLines::new(opts(
                 "log_lines_dropped_total",
                 "Log lines that could not be written (stderr closed, disk full) and were dropped.",
@@ -98,11 +116,18 @@ impl Metrics {
             registry,
         };
         metrics.register_all()?;
+        // Writable until a write fails; both events counted from zero.
+        metrics.audit_log_writable.set(1);
+        for event in ["attempt", "outcome"] {
+            metrics
+                .audit_write_failures_total
+                .with_label_values(&[event]);
+        }
         Ok(metrics)
     }
 
     fn register_all(&self) -> Result<(), DaemonError> {
-        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 13] = [
+        let collectors: [(&'static str, Box<dyn prometheus::core::Collector>); 16] = [
             ("cycles_total", Box::new(self.cycles_total.clone())),
             (
                 "cycle_duration_seconds",
@@ -136,6 +161,18 @@ impl Metrics {
                 Box::new(self.last_successful_cycle_timestamp_seconds.clone()),
             ),
             ("paused", Box::new(self.paused.clone())),
+            (
+                "audit_log_writable",
+                Box::new(self.audit_log_writable.clone()),
+            ),
+            (
+                "audit_unrecorded_outcomes",
+                Box::new(self.audit_unrecorded_outcomes.clone()),
+            ),
+            (
+                "audit_write_failures_total",
+                Box::new(self.audit_write_failures_total.clone()),
+            ),
             (
                 "log_lines_dropped_total",
                 Box::new(self.log_lines_dropped_total.clone()),

@@ -12,10 +12,15 @@ use converged_core::Problem;
 use converged_core::condition::{LastError, ResourceStatus};
 use serde::Serialize;
 
+use crate::audit::AuditHealth;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct StatusDocument {
+    /// The audit log, when the daemon keeps one: while it cannot be written, nothing is acted
+    /// on (an action that cannot be recorded is not attempted).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit: Option<AuditStatus>,
     pub desired_state: DesiredStateStatus,
     pub paused: bool,
     /// What `/readyz` answers right now (see [`readiness`]).
@@ -38,6 +43,29 @@ pub struct DesiredStateStatus {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub revision_in_force: Option<String>,
     pub errors: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct AuditStatus {
+    pub path: String,
+    /// Whether the last write succeeded. While false, actions are refused (`not attempted`).
+    pub writable: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Outcomes of actions that ran but could not be written yet; they are written first
+    /// once the log takes writes again.
+    pub unrecorded_outcomes: usize,
+}
+
+impl From<AuditHealth> for AuditStatus {
+    fn from(health: AuditHealth) -> Self {
+        Self {
+            path: health.path.display().to_string(),
+            writable: health.error.is_none(),
+            error: health.error,
+            unrecorded_outcomes: health.unrecorded_outcomes,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]

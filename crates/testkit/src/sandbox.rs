@@ -111,6 +111,11 @@ impl Sandbox {
 
     /// Starts `converged run` (again); its log is appended to `converged.log`.
     pub fn start_daemon(&mut self) {
+        self.start_daemon_with(&[]);
+    }
+
+    /// Starts `converged run` (again) with more environment, e.g. an armed test fault.
+    pub fn start_daemon_with(&mut self, env: &[(&str, &str)]) {
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
@@ -119,11 +124,94 @@ impl Sandbox {
         let child = Command::new(&self.converged)
             .args(["run", "--config", self.config.to_str().unwrap_or_default()])
             .envs(DAEMON_ENV)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(log)
             .spawn()
             .expect("converged starts");
         self.daemon = Some(child);
+    }
+
+    /// Kills the daemon with SIGKILL (no drain, no destructor runs) and reaps it.
+    pub fn kill_daemon(&mut self) {
+        if let Some(mut child) = self.daemon.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// The daemon's state directory.
+    pub fn state_dir(&self) -> PathBuf {
+        self.work.path().join("state")
+    }
+
+    /// How much the daemon has logged so far, to wait for what it logs after.
+    pub fn log_len(&self) -> usize {
+        std::fs::metadata(self.log_path()).map_or(0, |m| m.len() as usize)
+    }
+
+    /// Waits until the log, after its first `from` bytes, has a line containing `needle`;
+    /// panics with the log's tail after `timeout`.
+    pub fn wait_for_log(&self, from: usize, needle: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let log = std::fs::read(self.log_path()).unwrap_or_default();
+            let new = String::from_utf8_lossy(log.get(from..).unwrap_or_default());
+            if new.contains(needle) {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "no {needle:?} in the daemon's log after {timeout:?}; log tail:\n{}",
+                tail(&new, 40)
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+
+    /// Runs a Python snippet against moto with `ec2`, `r53` (boto3 clients) and `zone` (the
+    /// hosted zone's id) defined; returns what it printed.
+    pub fn aws(&self, script: &str) -> String {
+        let prelude = "import sys, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
+        let output = Command::new(python())
+            .args(["-c", &format!("{prelude}{script}"), &self.moto.url])
+            .env("AWS_EC2_METADATA_DISABLED", "true")
+            .output()
+            .expect("python runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8_lossy(&output.stdout).trim().to_owned()
+    }
+
+    /// The live processes of `service` on host `host` (an index into [`HOSTS`]): those whose
+    /// working directory is the service's directory and whose program is the service's
+    /// (java or the simulator), not a shell passing through.
+    pub fn service_processes(&self, host: usize, service: &str) -> Vec<u32> {
+        use std::os::unix::fs::MetadataExt;
+        let Ok(dir) = std::fs::metadata(self.hosts.path(host, service)) else {
+            return Vec::new();
+        };
+        let mut pids = Vec::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<u32>().ok())
+            else {
+                continue;
+            };
+            let same_dir = std::fs::metadata(entry.path().join("cwd"))
+                .is_ok_and(|cwd| cwd.dev() == dir.dev() && cwd.ino() == dir.ino());
+            let program = std::fs::read_link(entry.path().join("exe")).unwrap_or_default();
+            let name = program.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if same_dir && (name == "java" || name.starts_with("converged-sim")) {
+                pids.push(pid);
+            }
+        }
+        pids
     }
 
     /// Sends SIGTERM and waits for the daemon to exit; returns its exit code.

@@ -63,12 +63,25 @@ impl AgentMemoryStore {
             if let Some(parent) = path.parent() {
                 std::fs::create_dir_all(parent).map_err(fail)?;
             }
+            // Temporary file, synced, renamed over the old one, directory synced: a crash
+            // leaves the old memory or the new one, never half of either.
             let temporary = path.with_extension("json.tmp");
-            let mut file = std::fs::File::create(&temporary).map_err(fail)?;
-            file.write_all(&text)
-                .and_then(|()| file.sync_all())
-                .map_err(fail)?;
-            std::fs::rename(&temporary, &path).map_err(fail)
+            let written = std::fs::File::create(&temporary)
+                .and_then(|mut file| {
+                    file.write_all(&text)?;
+                    file.sync_all()
+                })
+                .and_then(|()| std::fs::rename(&temporary, &path));
+            if let Err(err) = written {
+                let _ = std::fs::remove_file(&temporary);
+                return Err(fail(err));
+            }
+            match path.parent() {
+                Some(parent) => std::fs::File::open(parent)
+                    .and_then(|dir| dir.sync_all())
+                    .map_err(fail),
+                None => Ok(()),
+            }
         })
         .await
         .map_err(|err| Self::error(&self.path, err))??;
