@@ -10,6 +10,7 @@ use std::fmt::Write as _;
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use converged_testkit::copy_dir;
@@ -20,6 +21,10 @@ const BINARY: &str = env!("CARGO_BIN_EXE_converged");
 
 /// A hang is a failure: no folder, however hostile, may keep `validate` busy this long.
 const DEADLINE: Duration = Duration::from_secs(10);
+
+/// Cases run side by side: each mostly waits on a short-lived process, so a few at once keep
+/// the whole corpus well within half a minute even on two cores.
+const WORKERS: usize = 4;
 
 /// The corpus must not shrink below what the issue asks for.
 const MINIMUM_CASES: usize = 100;
@@ -132,6 +137,20 @@ struct Tally {
     failures: Vec<String>,
 }
 
+impl Tally {
+    fn merge(mut self, other: Tally) -> Tally {
+        self.cases += other.cases;
+        self.as_expected += other.as_expected;
+        self.rejected += other.rejected;
+        self.accepted += other.accepted;
+        self.panics += other.panics;
+        self.hangs += other.hangs;
+        self.notes.extend(other.notes);
+        self.failures.extend(other.failures);
+        self
+    }
+}
+
 #[test]
 fn every_corpus_case_is_answered_as_expected_within_its_deadline() {
     let mut names: Vec<String> = std::fs::read_dir(corpus())
@@ -143,10 +162,26 @@ fn every_corpus_case_is_answered_as_expected_within_its_deadline() {
         })
         .collect();
     names.sort();
-    let mut tally = Tally::default();
-    for name in &names {
-        run_case(name, &mut tally);
-    }
+    let next = AtomicUsize::new(0);
+    let mut tally = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..WORKERS)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut tally = Tally::default();
+                    while let Some(name) = names.get(next.fetch_add(1, Ordering::Relaxed)) {
+                        run_case(name, &mut tally);
+                    }
+                    tally
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|worker| worker.join().expect("a corpus worker finished"))
+            .fold(Tally::default(), Tally::merge)
+    });
+    tally.failures.sort();
+    tally.notes.sort();
     let summary = format!(
         "corpus: {}/{} cases as expected, {} panics, {} hangs",
         tally.as_expected, tally.cases, tally.panics, tally.hangs
