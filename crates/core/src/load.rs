@@ -4,6 +4,7 @@
 //! limit, are ever opened: a pipe, socket or device dropped into the folder is reported, never
 //! waited on.
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -12,10 +13,15 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
-use crate::locate::{FieldPath, Segment, line_column, locate_json, locate_toml};
+use crate::locate::{
+    DuplicateKey, FieldPath, Segment, json_duplicate_keys, line_column, locate_json, locate_toml,
+    toml_entries,
+};
 use crate::model::app::{STATUS_FIELDS, known_fields};
+use crate::model::schema::check_nested;
 use crate::model::{AppFile, ClusterFile, DesiredState, MarathonApp};
-use crate::validate::{Finding, validate};
+use crate::resource::Kind;
+use crate::validate::{Finding, validate, validate_apps_alone};
 
 pub const CLUSTER_FILE: &str = "cluster.toml";
 pub const APPS_DIR: &str = "apps";
@@ -83,10 +89,7 @@ pub fn load_desired_state(dir: &Path) -> Result<DesiredState, LoadError> {
                     err.kind()
                 ),
             )),
-            Err(Unreadable::Io(err)) => {
-                problems.push(whole_file(&relative, &format!("cannot read it: {err}")));
-            }
-            Err(Unreadable::Refused(message)) => problems.push(whole_file(&relative, &message)),
+            Err(unreadable) => problems.push(unreadable.problem(&relative)),
         }
     }
     let revision = revision_of(&sources);
@@ -100,8 +103,16 @@ pub fn load_desired_state(dir: &Path) -> Result<DesiredState, LoadError> {
     }
 }
 
+/// The most problems listed for one file; a last line counts the rest.
+pub const MAX_PROBLEMS_PER_FILE: usize = 50;
+
+/// The most times one file is parsed again after a problem (each retry steps past one).
+const MAX_RETRIES: usize = 200;
+
 /// Parses and validates already-read sources: `cluster.toml` and `apps/*.json`, by relative
-/// path. Separate from the folder walk so it can be tested on strings.
+/// path. Separate from the folder walk so it can be tested on strings. A problem in one place
+/// never hides the others: after a wrong value the file is parsed again with a stand-in for
+/// it, and the semantic checks run on whatever could be parsed (except on the stand-ins).
 pub fn parse_sources(
     sources: &[(String, String)],
     revision: String,
@@ -109,29 +120,41 @@ pub fn parse_sources(
     let mut problems = Vec::new();
     let mut cluster = None;
     let mut apps = Vec::new();
+    let mut replaced: Vec<(String, FieldPath)> = Vec::new();
     for (path, text) in sources {
+        let text = without_bom(path, text, &mut problems);
+        let mut stand_ins = Vec::new();
         if path == CLUSTER_FILE {
-            cluster = parse_cluster(path, text, &mut problems);
-        } else if let Some(app) = parse_app(path, text, &mut problems) {
+            cluster = parse_cluster(path, &text, &mut stand_ins, &mut problems);
+        } else if let Some(app) = parse_app(path, &text, &mut stand_ins, &mut problems) {
             apps.push(AppFile {
                 path: path.clone(),
                 app,
             });
         }
+        replaced.extend(stand_ins.into_iter().map(|field| (path.clone(), field)));
     }
-    if let Some(cluster) = &cluster {
-        for Finding {
-            file,
-            path,
-            message,
-        } in validate(cluster, &apps)
+    let findings = match &cluster {
+        Some(cluster) => validate(cluster, &apps),
+        None => validate_apps_alone(&apps),
+    };
+    for Finding {
+        file,
+        path,
+        message,
+    } in findings
+    {
+        if replaced
+            .iter()
+            .any(|(in_file, field)| *in_file == file && hides(field, &path))
         {
-            let text = sources
-                .iter()
-                .find(|(name, _)| *name == file)
-                .map_or("", |(_, text)| text.as_str());
-            problems.push(located(&file, text, &path, message));
+            continue;
         }
+        let text = sources
+            .iter()
+            .find(|(name, _)| *name == file)
+            .map_or("", |(_, text)| text.as_str());
+        problems.push(located(&file, text, &path, message));
     }
     match cluster {
         Some(cluster) if problems.is_empty() => Ok(DesiredState {
@@ -141,42 +164,296 @@ pub fn parse_sources(
             nodes: cluster.nodes,
             dns: cluster.dns,
             services: cluster.services,
-            kinds: cluster.kinds,
+            kinds: cluster
+                .kinds
+                .into_iter()
+                .filter_map(|(name, policy)| Some((Kind::parse(&name)?, policy)))
+                .collect(),
             apps,
         }),
         _ => {
             // Files in the order they were read (cluster.toml first), each top to bottom.
             let order = |file: &str| sources.iter().position(|(name, _)| name == file);
             problems.sort_by_key(|p| (order(&p.file), p.line, p.column));
-            Err(problems)
+            Err(capped(problems))
         }
     }
 }
 
-fn parse_cluster(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<ClusterFile> {
-    let value = match toml::from_str::<toml::Table>(text) {
-        Ok(table) => serde_json::to_value(table).ok()?,
-        Err(err) => {
-            let (line, column) = err.span().map_or((None, None), |span| {
-                let (line, column) = line_column(text, span.start);
-                (Some(line), Some(column))
-            });
+/// Whether a finding at `path` is about a value that was replaced by a stand-in: the value
+/// itself, anything inside it, or the list holding it (whose contents the stand-in changed).
+/// Its real problem was reported already.
+fn hides(replaced: &FieldPath, path: &FieldPath) -> bool {
+    path.0.starts_with(&replaced.0)
+        || matches!(replaced.0.split_last(), Some((Segment::Index(_), list)) if list == path.0.as_slice())
+}
+
+/// At most [`MAX_PROBLEMS_PER_FILE`] problems per file (already in file order), the rest
+/// counted in one line so nobody takes the list for complete.
+fn capped(problems: Vec<Problem>) -> Vec<Problem> {
+    let mut kept: Vec<Problem> = Vec::new();
+    let mut index = 0;
+    while index < problems.len() {
+        let file = problems[index].file.clone();
+        let count = problems[index..]
+            .iter()
+            .take_while(|problem| problem.file == file)
+            .count();
+        kept.extend(
+            problems[index..index + count.min(MAX_PROBLEMS_PER_FILE)]
+                .iter()
+                .cloned(),
+        );
+        if count > MAX_PROBLEMS_PER_FILE {
+            kept.push(whole_file(
+                &file,
+                &format!(
+                    "and {} more problem(s) in this file",
+                    count - MAX_PROBLEMS_PER_FILE
+                ),
+            ));
+        }
+        index += count;
+    }
+    kept
+}
+
+/// The text with a leading byte order mark replaced by a space (one character, so every line
+/// and column stays where it was), after reporting it.
+fn without_bom<'a>(path: &str, text: &'a str, problems: &mut Vec<Problem>) -> Cow<'a, str> {
+    match text.strip_prefix('\u{feff}') {
+        Some(rest) => {
             problems.push(Problem {
                 file: path.to_owned(),
-                line,
-                column,
+                line: Some(1),
+                column: Some(1),
                 field: None,
-                message: format!("not valid TOML: {}", err.message()),
+                message: "starts with a UTF-8 byte order mark (BOM, bytes EF BB BF): save the file as UTF-8 without one".to_owned(),
             });
-            return None;
+            Cow::Owned(format!(" {rest}"))
         }
+        None => Cow::Borrowed(text),
+    }
+}
+
+fn parse_cluster(
+    path: &str,
+    text: &str,
+    stand_ins: &mut Vec<FieldPath>,
+    problems: &mut Vec<Problem>,
+) -> Option<ClusterFile> {
+    let table = parse_toml(path, text, problems)?;
+    let mut report = |field_path: &FieldPath, message: String| {
+        problems.push(located(path, text, field_path, message));
     };
-    deserialize_reporting(value, problems, &|field_path, message| {
-        located(path, text, field_path, message)
+    let value = toml_to_json(
+        toml::Value::Table(table),
+        &mut FieldPath::default(),
+        stand_ins,
+        &mut report,
+    );
+    deserialize_reporting(value, stand_ins, &mut report, "a table")
+}
+
+/// Parses TOML, going on past repeated keys (each reported with its first line, then left
+/// out) so that one does not hide the rest of the file. Any other syntax error ends the file.
+fn parse_toml(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<toml::Table> {
+    let mut text = Cow::Borrowed(text);
+    for _ in 0..MAX_RETRIES {
+        let err = match toml::from_str::<toml::Table>(&text) {
+            Ok(table) => return Some(table),
+            Err(err) => err,
+        };
+        let Some(span) = err.span() else {
+            problems.push(whole_file(
+                path,
+                &format!("not valid TOML: {}", err.message()),
+            ));
+            return None;
+        };
+        let (line, column) = line_column(&text, span.start);
+        if err.message() == "duplicate key"
+            && let Some(duplicate) = duplicate_toml_key(&text, span)
+        {
+            problems.push(Problem {
+                file: path.to_owned(),
+                line: Some(line),
+                column: Some(column),
+                field: Some(duplicate.path.dotted()),
+                message: duplicate.message,
+            });
+            text = Cow::Owned(blanked(&text, duplicate.left_out));
+            continue;
+        }
+        problems.push(Problem {
+            file: path.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            field: None,
+            message: format!("not valid TOML: {}", err.message()),
+        });
+        return None;
+    }
+    problems.push(whole_file(
+        path,
+        "checking stopped here: too many repeated keys",
+    ));
+    None
+}
+
+struct TomlDuplicate {
+    path: FieldPath,
+    message: String,
+    /// The bytes to leave out to parse on: the repeated line, or a repeated table's header and
+    /// body.
+    left_out: std::ops::Range<usize>,
+}
+
+/// Explains a repeated key the TOML parser found at `span`: its full path and the line where
+/// it was first given.
+fn duplicate_toml_key(text: &str, span: std::ops::Range<usize>) -> Option<TomlDuplicate> {
+    let key = text.get(span.clone())?.trim_matches(['"', '\'']).to_owned();
+    let entries = toml_entries(text);
+    let at = entries
+        .iter()
+        .rposition(|entry| entry.offset <= span.start)?;
+    let entry = &entries[at];
+    let path = match entry.path.0.last() {
+        Some(Segment::Key(last)) if *last == key => entry.path.clone(),
+        // A key repeated inside an inline table, on the line of its table's key.
+        _ => entry.path.clone().key(key.clone()),
+    };
+    let first_line = entries[..at]
+        .iter()
+        .find(|earlier| earlier.path == path)
+        .map(|earlier| line_column(text, earlier.offset).0)
+        .or_else(|| {
+            let line_start = text[..span.start].rfind('\n').map_or(0, |index| index + 1);
+            let before = &text[line_start..span.start];
+            before.find(&key).map(|_| line_column(text, span.start).0)
+        });
+    let message = match first_line {
+        Some(line) => format!("duplicate key `{key}` (first at line {line})"),
+        None => format!("duplicate key `{key}`"),
+    };
+    let line_start = text[..entry.offset]
+        .rfind('\n')
+        .map_or(0, |index| index + 1);
+    let end = if entry.header {
+        entries[at + 1..]
+            .iter()
+            .find(|later| later.header)
+            .map_or(text.len(), |later| {
+                text[..later.offset]
+                    .rfind('\n')
+                    .map_or(0, |index| index + 1)
+            })
+    } else {
+        text[entry.offset..]
+            .find('\n')
+            .map_or(text.len(), |index| entry.offset + index)
+    };
+    Some(TomlDuplicate {
+        path,
+        message,
+        left_out: line_start..end,
     })
 }
 
-fn parse_app(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<MarathonApp> {
+/// The text with every byte in `range` but line breaks turned into spaces, so lines and
+/// columns elsewhere stay where they were.
+fn blanked(text: &str, range: std::ops::Range<usize>) -> String {
+    text.char_indices()
+        .map(|(index, ch)| {
+            if range.contains(&index) && ch != '\n' {
+                " ".repeat(ch.len_utf8())
+            } else {
+                ch.to_string()
+            }
+        })
+        .collect()
+}
+
+/// TOML to JSON for the typed model. JSON has no NaN, infinity or date-time: each is reported
+/// and becomes a null stand-in, rather than a null the model would misreport as a type error.
+fn toml_to_json(
+    value: toml::Value,
+    path: &mut FieldPath,
+    stand_ins: &mut Vec<FieldPath>,
+    report: &mut dyn FnMut(&FieldPath, String),
+) -> Value {
+    match value {
+        toml::Value::String(text) => Value::String(text),
+        toml::Value::Integer(number) => Value::from(number),
+        toml::Value::Float(number) => match serde_json::Number::from_f64(number) {
+            Some(number) => Value::Number(number),
+            None => {
+                let written = if number.is_nan() {
+                    "nan".to_owned()
+                } else if number > 0.0 {
+                    "inf".to_owned()
+                } else {
+                    "-inf".to_owned()
+                };
+                let wanted = match path.0.last() {
+                    Some(Segment::Key(key)) if key == "max_delete_fraction" => "a number in [0, 1]",
+                    _ => "a finite number",
+                };
+                report(path, format!("must be {wanted}, got {written}"));
+                stand_ins.push(path.clone());
+                Value::Null
+            }
+        },
+        toml::Value::Boolean(flag) => Value::Bool(flag),
+        toml::Value::Datetime(datetime) => {
+            report(
+                path,
+                format!(
+                    "`{datetime}` is a date-time; no setting here takes one (quote it to make it a string)"
+                ),
+            );
+            stand_ins.push(path.clone());
+            Value::Null
+        }
+        toml::Value::Array(items) => Value::Array(
+            items
+                .into_iter()
+                .enumerate()
+                .map(|(index, item)| {
+                    path.0.push(Segment::Index(index));
+                    let converted = toml_to_json(item, path, stand_ins, report);
+                    path.0.pop();
+                    converted
+                })
+                .collect(),
+        ),
+        toml::Value::Table(table) => Value::Object(
+            table
+                .into_iter()
+                .map(|(key, item)| {
+                    path.0.push(Segment::Key(key.clone()));
+                    let converted = toml_to_json(item, path, stand_ins, report);
+                    path.0.pop();
+                    (key, converted)
+                })
+                .collect(),
+        ),
+    }
+}
+
+fn parse_app(
+    path: &str,
+    text: &str,
+    stand_ins: &mut Vec<FieldPath>,
+    problems: &mut Vec<Problem>,
+) -> Option<MarathonApp> {
+    if text.trim().is_empty() {
+        problems.push(whole_file(
+            path,
+            "is empty; an app file holds one JSON object, the app definition",
+        ));
+        return None;
+    }
     let value = match serde_json::from_str::<Value>(text) {
         Ok(value) => value,
         Err(err) => {
@@ -197,50 +474,174 @@ fn parse_app(path: &str, text: &str, problems: &mut Vec<Problem>) -> Option<Mara
         ));
         return None;
     }
-    deserialize_reporting(value, problems, &|field_path, message| {
-        located(path, text, field_path, message)
-    })
+    for DuplicateKey {
+        path: field,
+        first,
+        repeated,
+    } in json_duplicate_keys(text)
+    {
+        let (line, column) = line_column(text, repeated);
+        let key = match field.0.last() {
+            Some(Segment::Key(key)) => key.clone(),
+            _ => String::new(),
+        };
+        problems.push(Problem {
+            file: path.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            field: Some(field.pointer()),
+            message: format!(
+                "duplicate key `{key}` (first at line {}); JSON parsers disagree on which one counts",
+                line_column(text, first).0
+            ),
+        });
+    }
+    let mut report = |field_path: &FieldPath, message: String| {
+        problems.push(located(path, text, field_path, message));
+    };
+    for (field, message) in check_nested(&value) {
+        report(&field, message);
+    }
+    deserialize_reporting(value, stand_ins, &mut report, "an object")
 }
 
-/// Deserializes strictly, but keeps going past unknown fields (dropping each after reporting
-/// it) so that one typo does not hide every other problem in the file.
+/// Deserializes strictly, but keeps going past every problem so that one does not hide the
+/// others: an unknown field is dropped (or moved to the field it nearly names), a missing or
+/// wrong value is replaced by a stand-in of the type wanted. Each problem is reported once;
+/// the stand-ins' paths are recorded so no later check reports on them.
 fn deserialize_reporting<T: DeserializeOwned>(
     mut value: Value,
-    problems: &mut Vec<Problem>,
-    locate: &dyn Fn(&FieldPath, String) -> Problem,
+    stand_ins: &mut Vec<FieldPath>,
+    report: &mut dyn FnMut(&FieldPath, String),
+    object_word: &str,
 ) -> Option<T> {
-    const MAX_UNKNOWN_FIELDS: usize = 50;
-    for _ in 0..MAX_UNKNOWN_FIELDS {
-        match serde_path_to_error::deserialize::<_, T>(value.clone()) {
+    // The stand-ins tried at each path, so none is tried twice.
+    let mut tried: Vec<(FieldPath, Vec<Value>)> = Vec::new();
+    // The keys left out because no stand-in fitted them.
+    let mut removed: Vec<FieldPath> = Vec::new();
+    for _ in 0..MAX_RETRIES {
+        let err = match serde_path_to_error::deserialize::<_, T>(&value) {
             Ok(parsed) => return Some(parsed),
-            Err(err) => {
-                let mut parent = FieldPath::from_serde(err.path());
-                let message = err.inner().to_string();
-                let unknown = unknown_field_name(&message);
-                if let (Some(field), Some(Segment::Key(last))) = (&unknown, parent.0.last())
-                    && field == last
-                {
-                    parent.0.pop();
+            Err(err) => err,
+        };
+        let mut path = FieldPath::from_serde(err.path());
+        let message = err.inner().to_string();
+        if let Some(field) = unknown_field_name(&message) {
+            if let Some(Segment::Key(last)) = path.0.last()
+                && *last == field
+            {
+                path.0.pop();
+            }
+            let suggestion = suggest_field(&field, &message);
+            if !take_key(&mut value, &path, &field, suggestion) {
+                report(&path, improve_message(&message, object_word));
+                return None;
+            }
+            report(
+                &path.key(field.clone()),
+                describe_unknown_field(&field, &message),
+            );
+            continue;
+        }
+        // A required field left out after no stand-in fitted it: the object holding it gets
+        // the stand-in instead, without a second report.
+        let mut left_out = false;
+        if let Some(field) = missing_field_name(&message) {
+            let target = path.clone().key(field);
+            left_out = removed.contains(&target);
+            if !left_out {
+                if !stand_ins.contains(&target) {
+                    report(&path, improve_message(&message, object_word));
+                    stand_ins.push(target.clone());
                 }
-                match unknown {
-                    Some(field) => {
-                        let path = parent.clone().key(field.clone());
-                        let suggestion = suggest_field(&field, &message);
-                        if !take_key(&mut value, &parent, &field, suggestion) {
-                            problems.push(locate(&parent, improve_message(&message)));
-                            return None;
-                        }
-                        problems.push(locate(&path, describe_unknown_field(&field, &message)));
+                match value_at(&mut value, &path).and_then(Value::as_object_mut) {
+                    Some(object) => {
+                        object.insert(field.to_owned(), Value::Null);
                     }
-                    _ => {
-                        problems.push(locate(&parent, improve_message(&message)));
-                        return None;
-                    }
+                    None => return None,
                 }
+                continue;
+            }
+        }
+        if !stand_ins.contains(&path) {
+            if !left_out {
+                report(&path, improve_message(&message, object_word));
+            }
+            stand_ins.push(path.clone());
+        }
+        let current = value_at(&mut value, &path)?;
+        let tried = match tried.iter_mut().find(|(at, _)| *at == path) {
+            Some((_, tried)) => tried,
+            None => {
+                tried.push((path.clone(), Vec::new()));
+                &mut tried.last_mut()?.1
+            }
+        };
+        tried.push(current.clone());
+        match stand_in(&message, tried) {
+            Some(stand_in) => *current = stand_in,
+            // No shape fits (a custom check refuses them all): go on without the key, which
+            // the stand-in list hides from later checks.
+            None => {
+                let (Some(Segment::Key(key)), parent) =
+                    (path.0.last().cloned(), &path.0[..path.0.len() - 1])
+                else {
+                    return None;
+                };
+                let parent = FieldPath(parent.to_vec());
+                if removed.contains(&path) || !take_key(&mut value, &parent, &key, None) {
+                    return None;
+                }
+                removed.push(path);
             }
         }
     }
+    report(
+        &FieldPath::default(),
+        "checking of this file stopped here: too many problems".to_owned(),
+    );
     None
+}
+
+/// A value of the type a deserialization error asked for, to parse on with. When the error
+/// names none (or its choice failed already), the next untried of a fixed sequence of shapes.
+fn stand_in(message: &str, tried: &[Value]) -> Option<Value> {
+    if let Some(rest) = message.strip_prefix("unknown variant `") {
+        let value = rest.split('`').next().unwrap_or_default();
+        let candidates = backticked(message).into_iter().skip(1).collect::<Vec<_>>();
+        return closest(value, &candidates)
+            .or(candidates.first().copied())
+            .map(|variant| Value::String(variant.to_owned()))
+            .filter(|variant| !tried.contains(variant));
+    }
+    let expected = message
+        .rsplit_once(", expected ")
+        .map_or("", |(_, expected)| expected);
+    let wanted = if expected.starts_with(['u', 'i', 'f']) && expected.len() <= 4 {
+        Some(Value::from(0))
+    } else if expected.starts_with("a string") || expected.starts_with("a borrowed string") {
+        Some(Value::String(String::new()))
+    } else if expected.starts_with("a boolean") {
+        Some(Value::Bool(false))
+    } else if expected.starts_with("a sequence") {
+        Some(Value::Array(Vec::new()))
+    } else if expected.starts_with("struct ") || expected.contains("map") {
+        Some(Value::Object(serde_json::Map::new()))
+    } else {
+        None
+    };
+    [
+        wanted,
+        Some(Value::Null),
+        Some(Value::String(String::new())),
+        Some(Value::Object(serde_json::Map::new())),
+        Some(Value::Array(Vec::new())),
+        Some(Value::from(0)),
+        Some(Value::Bool(false)),
+    ]
+    .into_iter()
+    .flatten()
+    .find(|shape| !tried.contains(shape))
 }
 
 fn unknown_field_name(message: &str) -> Option<String> {
@@ -248,25 +649,28 @@ fn unknown_field_name(message: &str) -> Option<String> {
     rest.split('`').next().map(str::to_owned)
 }
 
-/// Removes an unknown key so parsing can go on. When it is a near miss of a field the object
-/// lacks, its value moves to that field, so a typo in a required field does not also report
-/// the field as missing and stop every later check.
-fn take_key(value: &mut Value, parent: &FieldPath, key: &str, suggestion: Option<&str>) -> bool {
+fn missing_field_name(message: &str) -> Option<&str> {
+    message.strip_prefix("missing field `")?.split('`').next()
+}
+
+/// The value at `path`, if the document has one there.
+fn value_at<'a>(value: &'a mut Value, path: &FieldPath) -> Option<&'a mut Value> {
     let mut current = value;
-    for segment in &parent.0 {
+    for segment in &path.0 {
         current = match (segment, current) {
-            (Segment::Key(name), Value::Object(map)) => match map.get_mut(name) {
-                Some(next) => next,
-                None => return false,
-            },
-            (Segment::Index(index), Value::Array(items)) => match items.get_mut(*index) {
-                Some(next) => next,
-                None => return false,
-            },
-            _ => return false,
+            (Segment::Key(name), Value::Object(map)) => map.get_mut(name)?,
+            (Segment::Index(index), Value::Array(items)) => items.get_mut(*index)?,
+            _ => return None,
         };
     }
-    let Some(map) = current.as_object_mut() else {
+    Some(current)
+}
+
+/// Removes an unknown key so parsing can go on. When it is a near miss of a field the object
+/// lacks, its value moves to that field, so a typo in a required field does not also report
+/// the field as missing.
+fn take_key(value: &mut Value, parent: &FieldPath, key: &str, suggestion: Option<&str>) -> bool {
+    let Some(map) = value_at(value, parent).and_then(Value::as_object_mut) else {
         return false;
     };
     let Some(taken) = map.remove(key) else {
@@ -297,11 +701,17 @@ fn describe_unknown_field(field: &str, message: &str) -> String {
     } else {
         candidates
     };
-    match closest(field, &candidates) {
-        Some(suggestion) => format!("unknown field `{field}` (did you mean `{suggestion}`?)"),
-        None if candidates.is_empty() => format!("unknown field `{field}`"),
+    unknown_name("field", field, &candidates)
+}
+
+/// "unknown field `prun` (did you mean `prune`?)", or the list of allowed names when none is
+/// close.
+pub(crate) fn unknown_name(what: &str, name: &str, candidates: &[&str]) -> String {
+    match closest(name, candidates) {
+        Some(suggestion) => format!("unknown {what} `{name}` (did you mean `{suggestion}`?)"),
+        None if candidates.is_empty() => format!("unknown {what} `{name}`"),
         None => format!(
-            "unknown field `{field}`; the fields allowed here are {}",
+            "unknown {what} `{name}`; allowed here: {}",
             candidates
                 .iter()
                 .map(|name| format!("`{name}`"))
@@ -311,36 +721,92 @@ fn describe_unknown_field(field: &str, message: &str) -> String {
     }
 }
 
-fn improve_message(message: &str) -> String {
+/// "`TCP` is not allowed here; allowed: `HTTP`, `HTTPS`", with a suggestion when one is close.
+pub(crate) fn not_allowed(value: &str, candidates: &[&str]) -> String {
+    let allowed = candidates
+        .iter()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    match closest(value, candidates) {
+        Some(suggestion) => {
+            format!(
+                "`{value}` is not allowed here (did you mean `{suggestion}`?); allowed: {allowed}"
+            )
+        }
+        None => format!("`{value}` is not allowed here; allowed: {allowed}"),
+    }
+}
+
+fn improve_message(message: &str, object_word: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let value = rest.split('`').next().unwrap_or_default();
         let candidates = backticked(message).into_iter().skip(1).collect::<Vec<_>>();
-        let allowed = candidates
-            .iter()
-            .map(|name| format!("`{name}`"))
-            .collect::<Vec<_>>()
-            .join(", ");
-        return match closest(value, &candidates) {
-            Some(suggestion) => {
-                format!(
-                    "`{value}` is not allowed here (did you mean `{suggestion}`?); allowed: {allowed}"
-                )
-            }
-            None => format!("`{value}` is not allowed here; allowed: {allowed}"),
-        };
+        return not_allowed(value, &candidates);
     }
-    if let Some(field) = message.strip_prefix("missing field `") {
-        let field = field.split('`').next().unwrap_or_default();
+    if let Some(field) = missing_field_name(message) {
         return format!("the required field `{field}` is missing");
     }
+    for prefix in ["invalid type: ", "invalid value: "] {
+        if let Some(rest) = message.strip_prefix(prefix)
+            && let Some((got, expected)) = rest.rsplit_once(", expected ")
+        {
+            return format!(
+                "expected {}, got {}",
+                describe_expected(expected, object_word),
+                describe_got(got, object_word)
+            );
+        }
+    }
+    if message.starts_with("data did not match any variant of untagged enum MaybeSecret") {
+        return "expected a string or a secret reference such as {\"secret\": \"env:NAME\"}"
+            .to_owned();
+    }
     message.to_owned()
+}
+
+/// serde's name of a wanted type, in the operator's words.
+fn describe_expected(expected: &str, object_word: &str) -> String {
+    let whole = |max: u64| format!("a whole number from 0 to {max}");
+    match expected {
+        "u8" => whole(u8::MAX.into()),
+        "u16" => whole(u16::MAX.into()),
+        "u32" => whole(u32::MAX.into()),
+        "u64" => whole(u64::MAX),
+        "i8" | "i16" | "i32" | "i64" => "a whole number".to_owned(),
+        "f32" | "f64" => "a number".to_owned(),
+        "a boolean" => "true or false".to_owned(),
+        "a sequence" => "a list".to_owned(),
+        "a map" => object_word.to_owned(),
+        other if other.starts_with("struct ") => object_word.to_owned(),
+        other => other.to_owned(),
+    }
+}
+
+/// serde's description of a value it could not take, in the operator's words: `the string
+/// "50"`, `5`, `a list`.
+fn describe_got(got: &str, object_word: &str) -> String {
+    let quoted = |text: &str| text.trim_matches('`').to_owned();
+    if let Some(text) = got.strip_prefix("string ") {
+        return format!("the string {text}");
+    }
+    for prefix in ["integer ", "floating point ", "boolean ", "character "] {
+        if let Some(text) = got.strip_prefix(prefix) {
+            return quoted(text);
+        }
+    }
+    match got {
+        "sequence" => "a list".to_owned(),
+        "map" => object_word.to_owned(),
+        other => other.to_owned(),
+    }
 }
 
 fn backticked(message: &str) -> Vec<&str> {
     message.split('`').skip(1).step_by(2).collect()
 }
 
-fn closest<'a>(wanted: &str, candidates: &[&'a str]) -> Option<&'a str> {
+pub(crate) fn closest<'a>(wanted: &str, candidates: &[&'a str]) -> Option<&'a str> {
     candidates
         .iter()
         .map(|candidate| {
@@ -491,6 +957,18 @@ enum Unreadable {
     Io(std::io::Error),
     /// It was looked at and breaks a rule: what it is and the rule.
     Refused(String),
+    /// It was read and is not UTF-8 text.
+    NotUtf8(NotUtf8),
+}
+
+impl Unreadable {
+    fn problem(self, file: &str) -> Problem {
+        match self {
+            Self::Io(err) => whole_file(file, &format!("cannot read it: {err}")),
+            Self::Refused(message) => whole_file(file, &message),
+            Self::NotUtf8(at) => at.problem(file),
+        }
+    }
 }
 
 impl From<std::io::Error> for Unreadable {
@@ -545,7 +1023,7 @@ fn walk(dir: &Path) -> Result<Walk, Problem> {
         Err(Unreadable::Io(err)) => {
             problems.push(whole_file(APPS_DIR, &format!("cannot list it: {err}")));
         }
-        Err(Unreadable::Refused(message)) => problems.push(whole_file(APPS_DIR, &message)),
+        Err(unreadable) => problems.push(unreadable.problem(APPS_DIR)),
     }
     Ok(Walk { files, problems })
 }
@@ -707,8 +1185,45 @@ fn read_at_most(reader: impl std::io::Read, limit: &Limit) -> Result<String, Unr
             limit.rule()
         )));
     }
-    String::from_utf8(bytes)
-        .map_err(|_| Unreadable::Refused("is not UTF-8 text; it cannot be parsed".to_owned()))
+    String::from_utf8(bytes).map_err(|err| {
+        let valid = &err.as_bytes()[..err.utf8_error().valid_up_to()];
+        Unreadable::NotUtf8(NotUtf8::at(valid))
+    })
+}
+
+/// Where a file stops being UTF-8 text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct NotUtf8 {
+    /// 0-based offset of the first byte that is not part of a UTF-8 character.
+    byte: usize,
+    line: u32,
+    column: u32,
+}
+
+impl NotUtf8 {
+    /// From the text before the offending byte (which is valid UTF-8).
+    fn at(valid: &[u8]) -> Self {
+        let text = std::str::from_utf8(valid).unwrap_or_default();
+        let (line, column) = line_column(text, text.len());
+        Self {
+            byte: valid.len(),
+            line,
+            column,
+        }
+    }
+
+    fn problem(self, file: &str) -> Problem {
+        Problem {
+            file: file.to_owned(),
+            line: Some(self.line),
+            column: Some(self.column),
+            field: None,
+            message: format!(
+                "not valid UTF-8 at byte {} (line {}, column {}); save the file as UTF-8",
+                self.byte, self.line, self.column
+            ),
+        }
+    }
 }
 
 /// `*.json` names in `apps/`, sorted. Listing a directory never opens its entries.
@@ -785,11 +1300,50 @@ mod tests {
                 "grew while being read; an app file may be at most 1 MiB: Marathon keeps an app \
                  definition in one ZooKeeper node, 1 MiB by default (`--zk_max_node_size`)"
             ),
-            Err(Unreadable::Io(err)) => panic!("{err}"),
+            Err(other) => panic!("{}", other.problem("app.json")),
             Ok(text) => panic!("read {} bytes", text.len()),
         }
         let exact = std::io::repeat(b' ').take(MAX_APP_FILE_BYTES);
         assert!(matches!(read_at_most(exact, &APP_LIMIT), Ok(text) if text.len() == 1 << 20));
+    }
+
+    #[test]
+    fn bytes_that_are_not_utf8_are_named_with_their_offset_line_and_column() {
+        let cases: [(&[u8], &str); 4] = [
+            (
+                b"\xff",
+                "1:1: not valid UTF-8 at byte 0 (line 1, column 1); save the file as UTF-8",
+            ),
+            (
+                b"[cluster]\nname = \"caf\xe9\"\n",
+                "2:12: not valid UTF-8 at byte 21 (line 2, column 12); save the file as UTF-8",
+            ),
+            // A character cut short, after a whole multi-byte one (column counts characters).
+            (
+                "\u{e9}\u{e9}"
+                    .as_bytes()
+                    .iter()
+                    .chain(b"\xc3")
+                    .copied()
+                    .collect::<Vec<u8>>()
+                    .leak(),
+                "1:3: not valid UTF-8 at byte 4 (line 1, column 3); save the file as UTF-8",
+            ),
+            (
+                b"a\nb\nc\x80",
+                "3:2: not valid UTF-8 at byte 5 (line 3, column 2); save the file as UTF-8",
+            ),
+        ];
+        for (bytes, expected) in cases {
+            match read_at_most(bytes, &CLUSTER_LIMIT) {
+                Err(unreadable) => assert_eq!(
+                    unreadable.problem("f").to_string(),
+                    format!("f:{expected}"),
+                    "{bytes:?}"
+                ),
+                Ok(text) => panic!("{text:?} was read as text"),
+            }
+        }
     }
 
     #[test]

@@ -98,9 +98,33 @@ fn to_u32(value: usize) -> u32 {
 /// the path that appears literally. Handles tables, arrays of tables, dotted and quoted keys;
 /// for values inside inline tables or arrays it points at the enclosing key.
 pub fn locate_toml(text: &str, path: &FieldPath) -> Option<(u32, u32)> {
+    let mut best: Option<(usize, usize)> = None;
+    for entry in toml_entries(text) {
+        if path.0.starts_with(&entry.path.0)
+            && best.is_none_or(|(depth, _)| entry.path.0.len() >= depth)
+        {
+            best = Some((entry.path.0.len(), entry.offset));
+        }
+    }
+    best.map(|(_, position)| line_column(text, position))
+}
+
+/// A table header or `key = value` line of a TOML document, with the full path it names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TomlEntry {
+    pub path: FieldPath,
+    /// Byte offset of the line's first non-blank character.
+    pub offset: usize,
+    /// `[table]` or `[[array]]` rather than `key = value`.
+    pub header: bool,
+}
+
+/// Every header and assignment line of a TOML document, top to bottom, by a line scan that
+/// needs no valid document (so it also serves to explain a parse error).
+pub fn toml_entries(text: &str) -> Vec<TomlEntry> {
     let mut table: Vec<Segment> = Vec::new();
     let mut array_counts: Vec<(Vec<Segment>, usize)> = Vec::new();
-    let mut best: Option<(usize, usize)> = None;
+    let mut entries = Vec::new();
     let mut offset = 0;
     for line in text.split_inclusive('\n') {
         let indent = line.len() - line.trim_start().len();
@@ -110,7 +134,7 @@ pub fn locate_toml(text: &str, path: &FieldPath) -> Option<(u32, u32)> {
         if trimmed.is_empty() || trimmed.starts_with('#') {
             continue;
         }
-        let candidate = if let Some(header) = trimmed.strip_prefix("[[") {
+        let (path, header) = if let Some(header) = trimmed.strip_prefix("[[") {
             let mut keys = split_keys(header.split("]]").next().unwrap_or_default());
             let last = keys.pop().unwrap_or_default();
             let mut resolved = resolve_table(&keys, &array_counts);
@@ -127,24 +151,25 @@ pub fn locate_toml(text: &str, path: &FieldPath) -> Option<(u32, u32)> {
             };
             table = resolved;
             table.push(Segment::Index(index));
-            table.clone()
+            (table.clone(), true)
         } else if let Some(header) = trimmed.strip_prefix('[') {
             let keys = split_keys(header.split(']').next().unwrap_or_default());
             table = resolve_table(&keys, &array_counts);
-            table.clone()
+            (table.clone(), true)
         } else if let Some((key, _)) = split_assignment(trimmed) {
             let mut full = table.clone();
             full.extend(split_keys(key).into_iter().map(Segment::Key));
-            full
+            (full, false)
         } else {
             continue;
         };
-        if path.0.starts_with(&candidate) && best.is_none_or(|(depth, _)| candidate.len() >= depth)
-        {
-            best = Some((candidate.len(), position));
-        }
+        entries.push(TomlEntry {
+            path: FieldPath(path),
+            offset: position,
+            header,
+        });
     }
-    best.map(|(_, position)| line_column(text, position))
+    entries
 }
 
 /// Inserts the current index after every prefix that names an array of tables, so
@@ -248,6 +273,29 @@ pub fn locate_json(text: &str, path: &FieldPath) -> Option<(u32, u32)> {
     Some(line_column(text, found))
 }
 
+/// A key written twice in one JSON object (serde_json keeps the last silently).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DuplicateKey {
+    /// The path of the key, e.g. `/container/docker/image`.
+    pub path: FieldPath,
+    /// Byte offsets of the first and the repeated occurrence of the key.
+    pub first: usize,
+    pub repeated: usize,
+}
+
+/// Every key repeated within one object, at any depth, in document order. Meant for text that
+/// parsed as JSON; on anything else it reports what it found before the text stopped making
+/// sense.
+pub fn json_duplicate_keys(text: &str) -> Vec<DuplicateKey> {
+    let mut scanner = JsonScanner {
+        bytes: text.as_bytes(),
+        at: 0,
+    };
+    let mut found = Vec::new();
+    scanner.find_duplicates(&mut FieldPath::default(), &mut found);
+    found
+}
+
 struct JsonScanner<'a> {
     bytes: &'a [u8],
     at: usize,
@@ -283,6 +331,73 @@ impl JsonScanner<'_> {
             }
         }
         None
+    }
+
+    /// Walks one value, recording every key an object repeats. The nesting depth is bounded
+    /// by the JSON parser that accepted the text first (128 levels).
+    fn find_duplicates(
+        &mut self,
+        path: &mut FieldPath,
+        found: &mut Vec<DuplicateKey>,
+    ) -> Option<()> {
+        self.skip_ws();
+        match self.peek()? {
+            b'{' => {
+                self.at += 1;
+                let mut seen: std::collections::HashMap<String, usize> =
+                    std::collections::HashMap::new();
+                loop {
+                    self.skip_ws();
+                    if self.peek()? == b'}' {
+                        self.at += 1;
+                        return Some(());
+                    }
+                    let key_at = self.at;
+                    let key = self.string()?;
+                    self.skip_ws();
+                    self.expect(b':')?;
+                    path.0.push(Segment::Key(key.clone()));
+                    match seen.get(&key) {
+                        Some(first) => found.push(DuplicateKey {
+                            path: path.clone(),
+                            first: *first,
+                            repeated: key_at,
+                        }),
+                        None => {
+                            seen.insert(key, key_at);
+                        }
+                    }
+                    let walked = self.find_duplicates(path, found);
+                    path.0.pop();
+                    walked?;
+                    self.skip_ws();
+                    if self.peek() == Some(b',') {
+                        self.at += 1;
+                    }
+                }
+            }
+            b'[' => {
+                self.at += 1;
+                let mut index = 0;
+                loop {
+                    self.skip_ws();
+                    if self.peek()? == b']' {
+                        self.at += 1;
+                        return Some(());
+                    }
+                    path.0.push(Segment::Index(index));
+                    let walked = self.find_duplicates(path, found);
+                    path.0.pop();
+                    walked?;
+                    self.skip_ws();
+                    if self.peek() == Some(b',') {
+                        self.at += 1;
+                    }
+                    index += 1;
+                }
+            }
+            _ => self.skip_value(),
+        }
     }
 
     fn skip_value(&mut self) -> Option<()> {
@@ -428,6 +543,79 @@ name = "r1"
             let p = path(&segments);
             assert_eq!(locate_json(JSON, &p), Some(expected), "{}", p.pointer());
         }
+    }
+
+    /// A repeated key's pointer, and the line and column of its first and repeated occurrence.
+    type Repeat<'a> = (&'a str, (u32, u32), (u32, u32));
+
+    #[test]
+    fn repeated_json_keys_are_found_at_every_depth() {
+        let cases: [(&str, &[Repeat]); 5] = [
+            ("{\"a\": 1, \"b\": 2}", &[]),
+            (
+                "{\n  \"instances\": 1,\n  \"instances\": 2\n}",
+                &[("/instances", (2, 3), (3, 3))],
+            ),
+            (
+                "{\"c\": {\"d\": {\"x\": 1, \"x\": [1, {\"y\": 1, \"y\": 2}]}}}",
+                &[
+                    ("/c/d/x", (1, 14), (1, 22)),
+                    ("/c/d/x/1/y", (1, 32), (1, 40)),
+                ],
+            ),
+            (
+                "[{\"k\": 1}, {\"k\": 1, \"k\": 2}]",
+                &[("/1/k", (1, 13), (1, 21))],
+            ),
+            // The same key in sibling objects is no repetition.
+            (
+                "{\"a\": {\"k\": 1}, \"b\": {\"k\": 1}, \"s\": \"{\\\"k\\\"\"}",
+                &[],
+            ),
+        ];
+        for (text, expected) in cases {
+            let found = json_duplicate_keys(text);
+            let pointers: Vec<String> = found.iter().map(|d| d.path.pointer()).collect();
+            let found: Vec<Repeat> = found
+                .iter()
+                .zip(&pointers)
+                .map(|(d, pointer)| {
+                    (
+                        pointer.as_str(),
+                        line_column(text, d.first),
+                        line_column(text, d.repeated),
+                    )
+                })
+                .collect();
+            assert_eq!(found, expected, "{text}");
+        }
+    }
+
+    #[test]
+    fn toml_entries_name_full_paths_and_headers() {
+        let entries = toml_entries(TOML);
+        let header_lines: Vec<(String, u32)> = entries
+            .iter()
+            .filter(|e| e.header)
+            .map(|e| (e.path.dotted(), line_column(TOML, e.offset).0))
+            .collect();
+        assert_eq!(
+            header_lines,
+            [
+                ("cluster".to_owned(), 1),
+                ("nodes[0]".to_owned(), 4),
+                ("nodes[1]".to_owned(), 8),
+                ("nodes[1].policy".to_owned(), 13),
+                ("dns".to_owned(), 16),
+                ("dns.records[0]".to_owned(), 18),
+                ("dns.records[1]".to_owned(), 20),
+            ]
+        );
+        assert!(
+            entries
+                .iter()
+                .any(|e| !e.header && e.path.dotted() == "dns.records[1].name")
+        );
     }
 
     #[test]

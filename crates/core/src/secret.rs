@@ -1,11 +1,16 @@
 //! Secret references (`env:NAME`, `file:/path`) and the redacting `Secret` value. Resolution
-//! reads the environment or a file, at use time only.
+//! reads the environment or a file, at use time only (and for `converged validate --secrets`,
+//! which resolves every reference of a desired state where it runs).
 
 use std::fmt;
+use std::path::Path;
 
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::ReconcileError;
+use crate::load::{CLUSTER_FILE, Problem};
+use crate::locate::{FieldPath, locate_json, locate_toml};
+use crate::model::{DesiredState, Role};
 
 const REDACTED: &str = "<redacted>";
 
@@ -61,7 +66,7 @@ impl SecretRef {
                 })
                 .map_err(|err| ReconcileError::ResolveSecret {
                     reference: self.to_string(),
-                    message: err.kind().to_string(),
+                    message: err.to_string(),
                 }),
         }
     }
@@ -180,6 +185,106 @@ impl MaybeSecret {
     }
 }
 
+/// One place a desired state refers to a secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretUse {
+    /// Relative to the desired-state folder, e.g. `apps/gitlab.json`.
+    pub file: String,
+    /// `/env/API_TOKEN/secret` in an app file, `services.marathon.env.X.secret` in
+    /// `cluster.toml`.
+    pub field: FieldPath,
+    pub reference: SecretRef,
+}
+
+impl SecretUse {
+    fn is_json(&self) -> bool {
+        self.file.ends_with(".json")
+    }
+
+    /// The field as the file's kind of path spells it.
+    pub fn field_name(&self) -> String {
+        if self.is_json() {
+            self.field.pointer()
+        } else {
+            self.field.dotted()
+        }
+    }
+}
+
+/// Every secret reference of `state`: app env entries and service env entries.
+pub fn secret_uses(state: &DesiredState) -> Vec<SecretUse> {
+    let env_uses =
+        |file: &str, base: FieldPath, env: &std::collections::BTreeMap<String, MaybeSecret>| {
+            env.iter()
+                .filter_map(|(key, value)| match value {
+                    MaybeSecret::Secret { secret } => Some(SecretUse {
+                        file: file.to_owned(),
+                        field: base.clone().key("env").key(key.clone()).key("secret"),
+                        reference: secret.clone(),
+                    }),
+                    MaybeSecret::Plain(_) => None,
+                })
+                .collect::<Vec<_>>()
+        };
+    let services = [
+        Role::Zookeeper,
+        Role::MesosMaster,
+        Role::MesosAgent,
+        Role::Marathon,
+    ]
+    .into_iter()
+    .filter_map(|role| Some((role, state.services.for_role(role)?)))
+    .flat_map(|(role, spec)| {
+        env_uses(
+            CLUSTER_FILE,
+            FieldPath::default().key("services").key(role.as_str()),
+            &spec.env,
+        )
+    });
+    let apps = state
+        .apps
+        .iter()
+        .flat_map(|file| env_uses(&file.path, FieldPath::default(), &file.app.env));
+    services.chain(apps).collect()
+}
+
+/// What resolving every secret reference found: how many resolved, and a problem (file, line,
+/// field, why) for each that did not. No value is ever part of it.
+#[derive(Debug, Clone, Default)]
+pub struct SecretCheck {
+    pub resolved: usize,
+    pub problems: Vec<Problem>,
+}
+
+/// Resolves every secret reference of `state` (loaded from `dir`) here and now, as the daemon
+/// would: reads the environment and the referenced files.
+pub fn check_secrets(dir: &Path, state: &DesiredState) -> SecretCheck {
+    let mut check = SecretCheck::default();
+    for use_ in secret_uses(state) {
+        let Err(err) = use_.reference.resolve() else {
+            check.resolved += 1;
+            continue;
+        };
+        let text = std::fs::read_to_string(dir.join(&use_.file)).unwrap_or_default();
+        let place = if use_.is_json() {
+            locate_json(&text, &use_.field)
+        } else {
+            locate_toml(&text, &use_.field)
+        };
+        check.problems.push(Problem {
+            file: use_.file.clone(),
+            line: place.map(|(line, _)| line),
+            column: place.map(|(_, column)| column),
+            field: Some(use_.field_name()),
+            message: err.to_string(),
+        });
+    }
+    check
+        .problems
+        .sort_by(|a, b| (&a.file, a.line).cmp(&(&b.file, b.line)));
+    check
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -235,5 +340,46 @@ mod tests {
         assert_eq!(secret.display_value(), REDACTED);
         assert!(secret.is_secret());
         assert!(serde_json::from_str::<MaybeSecret>(r#"{"secret":"oops"}"#).is_err());
+    }
+
+    #[test]
+    fn every_unresolvable_reference_is_a_problem_at_its_line_without_its_value() {
+        let dir = tempfile::tempdir().unwrap();
+        let present = dir.path().join("present");
+        std::fs::write(&present, "value-9c2e\n").unwrap();
+        let missing = dir.path().join("missing");
+        std::fs::create_dir_all(dir.path().join("apps")).unwrap();
+        std::fs::write(
+            dir.path().join("cluster.toml"),
+            "[cluster]\nname = \"c\"\n\n[services.marathon]\nimage = \"m\"\nenv.TOKEN = { secret = \"env:CONVERGED_TEST_NEVER_SET_41d\" }\n",
+        )
+        .unwrap();
+        std::fs::write(
+            dir.path().join("apps/a.json"),
+            format!(
+                "{{\n  \"id\": \"/a\",\n  \"cmd\": \"x\",\n  \"env\": {{\n    \"OK\": {{\"secret\": \"file:{}\"}},\n    \"GONE\": {{\"secret\": \"file:{}\"}}\n  }}\n}}\n",
+                present.display(),
+                missing.display()
+            ),
+        )
+        .unwrap();
+        let state = crate::load_desired_state(dir.path()).expect("valid");
+        let check = check_secrets(dir.path(), &state);
+        assert_eq!(check.resolved, 1);
+        let found: Vec<String> = check.problems.iter().map(ToString::to_string).collect();
+        assert_eq!(found.len(), 2, "{found:?}");
+        assert!(
+            found[1].starts_with("cluster.toml:6:")
+                && found[1].contains("services.marathon.env.TOKEN.secret")
+                && found[1].contains("env:CONVERGED_TEST_NEVER_SET_41d"),
+            "{found:?}"
+        );
+        assert!(
+            found[0].starts_with("apps/a.json:6:")
+                && found[0].contains("/env/GONE/secret")
+                && found[0].contains("No such file"),
+            "{found:?}"
+        );
+        assert!(!found.concat().contains("value-9c2e"));
     }
 }

@@ -2,10 +2,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::load::CLUSTER_FILE;
+use crate::load::{CLUSTER_FILE, unknown_name};
 use crate::locate::FieldPath;
-use crate::model::app::CONSTRAINT_OPERATORS;
+use crate::model::app::{CONSTRAINT_OPERATORS, HealthCheckProtocol, MarathonApp};
 use crate::model::{AppFile, ClusterFile, Role};
+use crate::resource::Kind;
 
 /// A problem found by a semantic check, before it is located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,20 @@ pub fn validate(cluster: &ClusterFile, apps: &[AppFile]) -> Vec<Finding> {
     check_apps(cluster, apps, &mut findings);
     findings.0
 }
+
+/// The checks of app files that stand on their own, for when `cluster.toml` could not be
+/// parsed at all: its problems are reported, and the apps' are not hidden behind them.
+pub fn validate_apps_alone(apps: &[AppFile]) -> Vec<Finding> {
+    let mut findings = Findings::default();
+    check_apps(&ClusterFile::default(), apps, &mut findings);
+    findings.0
+}
+
+/// Route 53's largest TTL, in seconds (2^31 - 1).
+pub const MAX_DNS_TTL: u32 = 2_147_483_647;
+
+/// The largest TCP or UDP port.
+const MAX_PORT: u32 = 65_535;
 
 #[derive(Default)]
 struct Findings(Vec<Finding>);
@@ -75,7 +90,7 @@ fn check_network(cluster: &ClusterFile, findings: &mut Findings) {
     let Some(network) = &cluster.network else {
         if !cluster.nodes.is_empty() {
             findings.cluster(
-                root().key("nodes"),
+                root().key("nodes").index(0),
                 "nodes need a `[network]` section with `vpc_id` and `subnet_id`",
             );
         }
@@ -225,6 +240,17 @@ fn check_dns(cluster: &ClusterFile, findings: &mut Findings) {
         );
         return;
     }
+    if dns.ttl > MAX_DNS_TTL {
+        findings.cluster(path.clone().key("ttl"), ttl_too_long(dns.ttl));
+    }
+    for (index, record) in dns.records.iter().enumerate() {
+        if let Some(ttl) = record.ttl.filter(|ttl| *ttl > MAX_DNS_TTL) {
+            findings.cluster(
+                path.clone().key("records").index(index).key("ttl"),
+                ttl_too_long(ttl),
+            );
+        }
+    }
     let node_names: BTreeSet<&str> = cluster
         .nodes
         .iter()
@@ -268,16 +294,22 @@ fn check_dns(cluster: &ClusterFile, findings: &mut Findings) {
     }
 }
 
+fn ttl_too_long(ttl: u32) -> String {
+    format!("a TTL of {ttl} s is above Route 53's maximum of {MAX_DNS_TTL} s")
+}
+
 fn check_kinds(cluster: &ClusterFile, findings: &mut Findings) {
+    let names: Vec<&str> = Kind::ALL.iter().map(|kind| kind.as_str()).collect();
     for (kind, policy) in &cluster.kinds {
+        let path = root().key("kinds").key(kind.clone());
+        if Kind::parse(kind).is_none() {
+            findings.cluster(path.clone(), unknown_name("kind", kind, &names));
+        }
         if !(0.0..=1.0).contains(&policy.max_delete_fraction) {
             findings.cluster(
-                root()
-                    .key("kinds")
-                    .key(kind.as_str())
-                    .key("max_delete_fraction"),
+                path.key("max_delete_fraction"),
                 format!(
-                    "{} is not a share between 0 and 1",
+                    "must be a number in [0, 1], got {}",
                     policy.max_delete_fraction
                 ),
             );
@@ -335,10 +367,19 @@ fn check_apps(cluster: &ClusterFile, apps: &[AppFile], findings: &mut Findings) 
                 "the docker image must not be empty".into(),
             );
         }
+        check_ports(app, &mut report);
         for (field, value, minimum) in [
             ("cpus", app.cpus, 0.001),
             ("mem", app.mem, 0.0),
             ("disk", app.disk, 0.0),
+            ("backoffSeconds", app.backoff_seconds, 0.0),
+            ("backoffFactor", app.backoff_factor, 1.0),
+            ("maxLaunchDelaySeconds", app.max_launch_delay_seconds, 0.0),
+            (
+                "taskKillGracePeriodSeconds",
+                app.task_kill_grace_period_seconds,
+                0.0,
+            ),
         ] {
             if let Some(value) = value
                 && value < minimum
@@ -359,18 +400,51 @@ fn check_apps(cluster: &ClusterFile, apps: &[AppFile], findings: &mut Findings) 
                 {
                     report(
                         root().key("upgradeStrategy").key(field),
-                        format!("{value} is outside [0, 1]"),
+                        format!("must be a number in [0, 1], got {value}"),
                     );
                 }
             }
         }
         for (index, check) in app.health_checks.iter().flatten().enumerate() {
-            if check.protocol == Some(crate::model::app::HealthCheckProtocol::Command)
-                && check.command.is_none()
+            let path = root().key("healthChecks").index(index);
+            let command = check.protocol == Some(HealthCheckProtocol::Command);
+            if command && check.command.is_none() {
+                report(
+                    path.clone().key("command"),
+                    "a COMMAND health check needs `command`: {\"value\": \"...\"}".into(),
+                );
+            }
+            for (field, value) in [
+                ("intervalSeconds", check.interval_seconds),
+                ("timeoutSeconds", check.timeout_seconds),
+            ] {
+                if value == Some(0) {
+                    report(
+                        path.clone().key(field),
+                        "must be at least 1 second, got 0".into(),
+                    );
+                }
+            }
+            if let Some(port) = check.port.filter(|port| *port > MAX_PORT) {
+                report(path.clone().key("port"), port_out_of_range(port));
+            }
+            let ports = port_count(app);
+            if let Some(port_index) = check.port_index
+                && !command
+                && check.port.is_none()
+                && port_index >= ports.count
             {
                 report(
-                    root().key("healthChecks").index(index).key("command"),
-                    "a COMMAND health check needs `command`: {\"value\": \"...\"}".into(),
+                    path.key("portIndex"),
+                    format!(
+                        "portIndex {port_index} is beyond the app's ports: {} has {} port(s), so the highest portIndex is {}",
+                        ports.field,
+                        ports.count,
+                        match ports.count {
+                            0 => "none".to_owned(),
+                            count => (count - 1).to_string(),
+                        }
+                    ),
                 );
             }
         }
@@ -435,6 +509,106 @@ fn check_apps(cluster: &ClusterFile, apps: &[AppFile], findings: &mut Findings) 
                 }
             }
         }
+    }
+}
+
+fn port_out_of_range(port: u32) -> String {
+    format!("expected a port from 0 to {MAX_PORT}, got {port}")
+}
+
+/// Every port number an app file gives, in range.
+fn check_ports(app: &MarathonApp, report: &mut impl FnMut(FieldPath, String)) {
+    for (index, port) in app.ports.iter().flatten().enumerate() {
+        if *port > MAX_PORT {
+            report(root().key("ports").index(index), port_out_of_range(*port));
+        }
+    }
+    for (index, definition) in app.port_definitions.iter().flatten().enumerate() {
+        if let Some(port) = definition.port.filter(|port| *port > MAX_PORT) {
+            report(
+                root().key("portDefinitions").index(index).key("port"),
+                port_out_of_range(port),
+            );
+        }
+    }
+    let container = root().key("container");
+    let mappings = app.container.iter().flat_map(|container_spec| {
+        let docker = container_spec
+            .docker
+            .iter()
+            .flat_map(|docker| docker.port_mappings.iter().flatten().enumerate())
+            .map(|(index, mapping)| {
+                (
+                    container
+                        .clone()
+                        .key("docker")
+                        .key("portMappings")
+                        .index(index),
+                    mapping,
+                )
+            });
+        let own = container_spec
+            .port_mappings
+            .iter()
+            .flatten()
+            .enumerate()
+            .map(|(index, mapping)| (container.clone().key("portMappings").index(index), mapping));
+        docker.chain(own).collect::<Vec<_>>()
+    });
+    for (path, mapping) in mappings {
+        for (field, value) in [
+            ("containerPort", mapping.container_port),
+            ("hostPort", mapping.host_port),
+            ("servicePort", mapping.service_port),
+        ] {
+            if let Some(port) = value.filter(|port| *port > MAX_PORT) {
+                report(path.clone().key(field), port_out_of_range(port));
+            }
+        }
+    }
+}
+
+/// How many ports a health check's `portIndex` may choose from, and the field giving them.
+struct PortCount {
+    field: &'static str,
+    count: u32,
+}
+
+/// The app's ports as Marathon numbers them for `portIndex`: its port mappings when its
+/// container has them, else `portDefinitions` or `ports`, else Marathon's default of one port.
+fn port_count(app: &MarathonApp) -> PortCount {
+    let count = |items: usize| u32::try_from(items).unwrap_or(u32::MAX);
+    let container = app.container.as_ref();
+    if let Some(mappings) = container.and_then(|c| c.port_mappings.as_ref()) {
+        return PortCount {
+            field: "container.portMappings",
+            count: count(mappings.len()),
+        };
+    }
+    if let Some(mappings) = container
+        .and_then(|c| c.docker.as_ref())
+        .and_then(|docker| docker.port_mappings.as_ref())
+    {
+        return PortCount {
+            field: "container.docker.portMappings",
+            count: count(mappings.len()),
+        };
+    }
+    if let Some(definitions) = &app.port_definitions {
+        return PortCount {
+            field: "portDefinitions",
+            count: count(definitions.len()),
+        };
+    }
+    if let Some(ports) = &app.ports {
+        return PortCount {
+            field: "ports",
+            count: count(ports.len()),
+        };
+    }
+    PortCount {
+        field: "Marathon's default portDefinitions",
+        count: 1,
     }
 }
 

@@ -213,7 +213,7 @@ fn semantic_checks_name_the_field_in_words() {
         "nodes[0].roles[1]: role `marathon` needs a `[services.marathon]` section",
         "dns.records[0].name: `www.other.org.` is not inside the zone `example.org.`",
         "dns.records[1].node: no node is named `ghost`",
-        "kinds.instance.max_delete_fraction: 1.5 is not a share between 0 and 1",
+        "cluster.toml:30:1: kinds.instance.max_delete_fraction: must be a number in [0, 1], got 1.5",
     ] {
         assert!(joined.contains(needle), "missing `{needle}` in:\n{joined}");
     }
@@ -243,7 +243,7 @@ fn app_problems_use_json_pointers() {
         "/constraints/0/2: no node has `env` = `prod` (values: staging)",
         "/constraints/1/0: no node has the attribute `rack` (nodes have: env)",
         "/constraints/2/1: `NEAR` is not a constraint operator",
-        "apps/bad.json:8:23: /upgradeStrategy/minimumHealthCapacity: 1.5 is outside [0, 1]",
+        "apps/bad.json:8:23: /upgradeStrategy/minimumHealthCapacity: must be a number in [0, 1], got 1.5",
     ] {
         assert!(joined.contains(needle), "missing `{needle}` in:\n{joined}");
     }
@@ -257,7 +257,7 @@ fn secret_references_must_be_well_formed() {
         (CLUSTER_FILE, "[cluster]\nname = \"c\"\n"),
         ("apps/a.json", app),
     ]);
-    assert_eq!(found.len(), 1);
+    assert_eq!(found.len(), 1, "{found:#?}");
     assert!(found[0].to_string().contains("/env/PW"), "{}", found[0]);
     assert!(
         found[0]
@@ -574,5 +574,226 @@ fn symlinks_that_stay_inside_the_folder_are_followed() {
         ids,
         ["/web"],
         "apps/ as a symlink inside the folder is followed"
+    );
+}
+
+/// One bad desired state, as text, and every line its report must hold, in order.
+struct Strict {
+    name: &'static str,
+    sources: &'static [(&'static str, &'static str)],
+    report: &'static [&'static str],
+}
+
+const CLUSTER_ONLY: &str = "[cluster]\nname = \"c\"\n";
+
+const STRICT: &[Strict] = &[
+    Strict {
+        name: "a key repeated in an app file, and the rest still checked",
+        sources: &[
+            (CLUSTER_FILE, CLUSTER_ONLY),
+            (
+                "apps/a.json",
+                "{\n  \"id\": \"/a\",\n  \"instances\": 1,\n  \"cmd\": \"x\",\n  \"instances\": 2,\n  \"args\": [\"y\"]\n}",
+            ),
+        ],
+        report: &[
+            "apps/a.json:5:3: /instances: duplicate key `instances` (first at line 3); JSON parsers disagree on which one counts",
+            "apps/a.json:6:3: /args: give either `cmd` or `args`, not both",
+        ],
+    },
+    Strict {
+        name: "keys repeated deep inside an app file",
+        sources: &[
+            (CLUSTER_FILE, CLUSTER_ONLY),
+            (
+                "apps/a.json",
+                "{\"id\": \"/a\", \"cmd\": \"x\",\n \"container\": {\"docker\": {\"image\": \"a\",\n   \"image\": \"b\"}},\n \"healthChecks\": [{\"protocol\": \"TCP\"}, {\"path\": \"/\",\n   \"path\": \"/x\"}]}",
+            ),
+        ],
+        report: &[
+            "apps/a.json:3:4: /container/docker/image: duplicate key `image` (first at line 2); JSON parsers disagree on which one counts",
+            "apps/a.json:5:4: /healthChecks/1/path: duplicate key `path` (first at line 4); JSON parsers disagree on which one counts",
+        ],
+    },
+    Strict {
+        name: "keys and tables repeated in cluster.toml, and the rest still checked",
+        sources: &[(
+            CLUSTER_FILE,
+            "[cluster]\nname = \"c\"\nregion = \"eu-west-1\"\nname = \"d\"\n\n[dns]\nzone = \"example.org.\"\n\n[dns]\nzone = \"example.com.\"\n\n[kinds.marathon_app]\nprune = true\nprune = false\nmode = \"enforced\"\n",
+        )],
+        report: &[
+            "cluster.toml:4:1: cluster.name: duplicate key `name` (first at line 2)",
+            "cluster.toml:9:2: dns: duplicate key `dns` (first at line 6)",
+            "cluster.toml:14:1: kinds.marathon_app.prune: duplicate key `prune` (first at line 13)",
+            "cluster.toml:15:1: kinds.marathon_app.mode: `enforced` is not allowed here (did you mean `enforce`?); allowed: `enforce`, `observe`",
+        ],
+    },
+    Strict {
+        name: "a wrong type, a far-off unknown key and a misspelt kind key hide nothing",
+        sources: &[
+            (
+                CLUSTER_FILE,
+                "[cluster]\nname = \"c\"\nregion = \"eu-west-1\"\n\n[network]\nvpc_id = \"vpc-0a1b2c3d\"\nsubnet_id = \"subnet-0a1b2c3d\"\n\n[[nodes]]\nname = \"a\"\ninstance_type = \"t2.micro\"\nami = \"ami-1e749f67\"\nvolume_size_gb = \"50\"\nroles = [\"edge\"]\ncolour = \"blue\"\n\n[[nodes]]\nname = \"a\"\ninstance_type = \"t2.micro\"\nami = \"ami-1e749f67\"\nroles = [\"edge\"]\n\n[kinds.marathon_app]\nprun = true\n\n[kinds.marathon_ap]\nmax_delete_fraction = nan\n",
+            ),
+            ("apps/a.json", r#"{"id": "/A", "cmd": "x"}"#),
+        ],
+        report: &[
+            "cluster.toml:13:1: nodes[0].volume_size_gb: expected a whole number from 0 to 4294967295, got the string \"50\"",
+            "cluster.toml:15:1: nodes[0].colour: unknown field `colour`; allowed here: `name`, `instance_type`, `ami`, `volume_size_gb`, `key_pair`, `roles`, `attributes`, `policy`",
+            "cluster.toml:18:1: nodes[1].name: duplicate node name `a`: nodes[0] already uses it",
+            "cluster.toml:24:1: kinds.marathon_app.prun: unknown field `prun` (did you mean `prune`?)",
+            "cluster.toml:26:1: kinds.marathon_ap: unknown kind `marathon_ap` (did you mean `marathon_app`?)",
+            "cluster.toml:27:1: kinds.marathon_ap.max_delete_fraction: must be a number in [0, 1], got nan",
+            "apps/a.json:1:2: /id: `/A` is not a valid Marathon app id: path segments of lowercase letters, digits, `-` and `.`, not starting or ending with `-`",
+        ],
+    },
+    Strict {
+        name: "a required field of the wrong type, and nodes without a network",
+        sources: &[(
+            CLUSTER_FILE,
+            "[cluster]\nname = 5\nregion = \"eu-west-1\"\n\n[[nodes]]\nname = \"a\"\ninstance_type = \"t2.micro\"\nami = \"ami-1e749f67\"\nroles = [\"edge\", \"edgy\"]\n",
+        )],
+        report: &[
+            "cluster.toml:2:1: cluster.name: expected a string, got 5",
+            "cluster.toml:5:1: nodes[0]: nodes need a `[network]` section with `vpc_id` and `subnet_id`",
+            "cluster.toml:9:1: nodes[0].roles[1]: `edgy` is not allowed here (did you mean `edge`?); allowed: `zookeeper`, `mesos-master`, `mesos-agent`, `marathon`, `edge`",
+        ],
+    },
+    Strict {
+        name: "cluster.toml that is no TOML does not hide the apps' problems",
+        sources: &[
+            (CLUSTER_FILE, "[cluster\nname = \"c\"\n"),
+            ("apps/a.json", r#"{"id": "/a", "cmd": "x", "args": ["y"]}"#),
+        ],
+        report: &[
+            "cluster.toml:1:9: not valid TOML: unclosed table, expected `]`",
+            "apps/a.json:1:26: /args: give either `cmd` or `args`, not both",
+        ],
+    },
+    Strict {
+        name: "byte order marks are named",
+        sources: &[
+            (CLUSTER_FILE, "\u{feff}[cluster]\nname = \"c\"\n"),
+            ("apps/a.json", "\u{feff}{\"id\": \"/a\", \"cmd\": \"x\"}"),
+        ],
+        report: &[
+            "cluster.toml:1:1: starts with a UTF-8 byte order mark (BOM, bytes EF BB BF): save the file as UTF-8 without one",
+            "apps/a.json:1:1: starts with a UTF-8 byte order mark (BOM, bytes EF BB BF): save the file as UTF-8 without one",
+        ],
+    },
+    Strict {
+        name: "empty and non-object app files",
+        sources: &[
+            (CLUSTER_FILE, CLUSTER_ONLY),
+            ("apps/empty.json", " \n"),
+            ("apps/list.json", "[]"),
+        ],
+        report: &[
+            "apps/empty.json: is empty; an app file holds one JSON object, the app definition",
+            "apps/list.json: an app file holds one JSON object, the app definition",
+        ],
+    },
+    Strict {
+        name: "numbers out of range in an app file",
+        sources: &[
+            (CLUSTER_FILE, CLUSTER_ONLY),
+            (
+                "apps/a.json",
+                r#"{"id": "/a", "cmd": "x",
+"instances": -1,
+"ports": [80, 70000],
+"portDefinitions": [{"port": 65536}],
+"container": {"docker": {"image": "i", "portMappings": [{"containerPort": 80, "hostPort": 100000}]}},
+"healthChecks": [{"protocol": "HTTP", "portIndex": 1, "intervalSeconds": 0}],
+"backoffFactor": 0.5,
+"upgradeStrategy": {"maximumOverCapacity": -0.1}}"#,
+            ),
+        ],
+        report: &[
+            "apps/a.json:2:1: /instances: expected a whole number from 0 to 4294967295, got -1",
+            "apps/a.json:3:15: /ports/1: expected a port from 0 to 65535, got 70000",
+            "apps/a.json:4:22: /portDefinitions/0/port: expected a port from 0 to 65535, got 65536",
+            "apps/a.json:5:79: /container/docker/portMappings/0/hostPort: expected a port from 0 to 65535, got 100000",
+            "apps/a.json:6:39: /healthChecks/0/portIndex: portIndex 1 is beyond the app's ports: container.docker.portMappings has 1 port(s), so the highest portIndex is 0",
+            "apps/a.json:6:55: /healthChecks/0/intervalSeconds: must be at least 1 second, got 0",
+            "apps/a.json:7:1: /backoffFactor: 0.5 is below the minimum of 1",
+            "apps/a.json:8:21: /upgradeStrategy/maximumOverCapacity: must be a number in [0, 1], got -0.1",
+        ],
+    },
+    Strict {
+        name: "unknown keys inside the fields Marathon nests",
+        sources: &[
+            (CLUSTER_FILE, CLUSTER_ONLY),
+            (
+                "apps/a.json",
+                "{\"id\": \"/a\", \"cmd\": \"x\",\n \"fetch\": [{\"uri\": \"u\", \"executeable\": true}],\n \"networks\": [{\"mode\": \"host\", \"labes\": {}}]}",
+            ),
+        ],
+        report: &[
+            "apps/a.json:2:25: /fetch/0/executeable: unknown field `executeable` (did you mean `executable`?)",
+            "apps/a.json:3:32: /networks/0/labes: unknown field `labes` (did you mean `labels`?)",
+        ],
+    },
+    Strict {
+        name: "TTLs above Route 53's maximum",
+        sources: &[(
+            CLUSTER_FILE,
+            "[cluster]\nname = \"c\"\nregion = \"eu-west-1\"\n[network]\nvpc_id = \"vpc-0a1b2c3d\"\nsubnet_id = \"subnet-0a1b2c3d\"\n[[nodes]]\nname = \"a\"\ninstance_type = \"t2.micro\"\nami = \"ami-1e749f67\"\nroles = [\"edge\"]\n[dns]\nzone = \"example.org.\"\nttl = 2147483648\n[[dns.records]]\nname = \"www.example.org.\"\nnode = \"a\"\nttl = 4294967295\n",
+        )],
+        report: &[
+            "cluster.toml:14:1: dns.ttl: a TTL of 2147483648 s is above Route 53's maximum of 2147483647 s",
+            "cluster.toml:18:1: dns.records[0].ttl: a TTL of 4294967295 s is above Route 53's maximum of 2147483647 s",
+        ],
+    },
+];
+
+#[test]
+fn every_problem_in_every_file_is_reported_with_its_place() {
+    for case in STRICT {
+        let report: Vec<String> = problems(case.sources)
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(report, case.report, "{}", case.name);
+    }
+}
+
+#[test]
+fn the_problems_of_one_file_are_capped_with_a_count_of_the_rest() {
+    let unknown: Vec<String> = (0..60).map(|n| format!("\"unknown{n}\": 1")).collect();
+    let app = format!("{{\"id\": \"/a\", \"cmd\": \"x\", {}}}", unknown.join(", "));
+    let found = problems(&[
+        (CLUSTER_FILE, CLUSTER_ONLY),
+        ("apps/a.json", &app),
+        ("apps/b.json", r#"{"id": "/b", "cmd": "x", "arg": []}"#),
+    ]);
+    let in_a: Vec<&Problem> = found.iter().filter(|p| p.file == "apps/a.json").collect();
+    assert_eq!(in_a.len(), 51);
+    assert_eq!(
+        in_a[50].to_string(),
+        "apps/a.json: and 10 more problem(s) in this file"
+    );
+    assert!(in_a[49].message.contains("unknown field `unknown49`"));
+    assert_eq!(
+        found.last().unwrap().to_string(),
+        "apps/b.json:1:26: /arg: unknown field `arg` (did you mean `args`?)"
+    );
+}
+
+#[test]
+fn a_file_that_is_not_utf8_is_named_with_the_place_it_stops_being_text() {
+    let dir = minimal_folder();
+    fs::write(
+        dir.path().join(CLUSTER_FILE),
+        b"[cluster]\nname = \"caf\xe9\"\n",
+    )
+    .unwrap();
+    let err = load_desired_state(dir.path()).unwrap_err();
+    let report: Vec<String> = err.problems.iter().map(ToString::to_string).collect();
+    assert_eq!(
+        report,
+        [
+            "cluster.toml:2:12: not valid UTF-8 at byte 21 (line 2, column 12); save the file as UTF-8"
+        ]
     );
 }

@@ -2,6 +2,7 @@
 //! Every struct rejects unknown fields so a typo is an error, not a silently ignored setting.
 
 pub mod app;
+pub mod schema;
 
 use std::collections::BTreeMap;
 
@@ -48,7 +49,7 @@ impl DesiredState {
 }
 
 /// `cluster.toml` as written. Converted into `DesiredState` after validation.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterFile {
     pub cluster: ClusterSpec,
@@ -58,11 +59,13 @@ pub struct ClusterFile {
     pub dns: Option<Dns>,
     #[serde(default)]
     pub services: Services,
+    /// By kind name as written, so a misspelt kind is reported with its line and a
+    /// suggestion (validation checks each is a [`Kind`]).
     #[serde(default)]
-    pub kinds: BTreeMap<Kind, KindPolicy>,
+    pub kinds: BTreeMap<String, KindPolicy>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ClusterSpec {
     /// Lowercase letters, digits and `-`; used in tags, labels and the ownership records.
