@@ -70,9 +70,10 @@ fn yes() -> bool {
 #[serde(deny_unknown_fields)]
 struct Make {
     /// `fifo`, `directory`, `symlink_out` (to a file or folder `target` beside the folder),
-    /// `symlink` (to `target`, relative), `unreadable` (chmod 000), `remove`, `app_of_size`
+    /// `symlink` (to `target`, relative), `unreadable` (chmod 000), `app_of_size`
     /// (a valid app file of exactly `bytes`), `cluster_of_size`, `nested_json` (`depth` open
-    /// arrays), `apps` (`count` valid app files), `edge_nodes` (a cluster of `count` nodes),
+    /// arrays or objects in an app), `nested_toml` (`depth` open arrays in cluster.toml),
+    /// `apps` (`count` valid app files), `edge_nodes` (a cluster of `count` nodes),
     /// `unknown_fields` (an app with `count` unknown fields).
     kind: String,
     path: String,
@@ -87,6 +88,9 @@ struct Make {
     /// For `symlink_out`: make the target a directory (holding one valid app) instead of a file.
     #[serde(default)]
     target_is_dir: bool,
+    /// For `nested_json`: nest objects (`{"a": …}`) instead of arrays.
+    #[serde(default)]
+    objects: bool,
 }
 
 /// One problem that must be reported.
@@ -391,7 +395,6 @@ fn generate(make: &Make, target: &Path) -> Result<bool, String> {
             }
         }
         "directory" => std::fs::create_dir_all(&path).map_err(io)?,
-        "remove" => std::fs::remove_file(&path).map_err(io)?,
         "symlink" => {
             let to = make.target.as_deref().ok_or("needs `target`")?;
             std::os::unix::fs::symlink(to, &path).map_err(io)?;
@@ -430,8 +433,22 @@ fn generate(make: &Make, target: &Path) -> Result<bool, String> {
         }
         "nested_json" => {
             let depth = number(make.depth, "depth")?;
+            let (open, close) = if make.objects {
+                ("{\"a\": ", "}")
+            } else {
+                ("[", "]")
+            };
             let text = format!(
-                "{{\n  \"id\": \"/deep\",\n  \"cmd\": \"true\",\n  \"labels\": {}{}\n}}\n",
+                "{{\n  \"id\": \"/deep\",\n  \"cmd\": \"true\",\n  \"labels\": {}1{}\n}}\n",
+                open.repeat(depth),
+                close.repeat(depth)
+            );
+            std::fs::write(&path, text).map_err(io)?;
+        }
+        "nested_toml" => {
+            let depth = number(make.depth, "depth")?;
+            let text = format!(
+                "[cluster]\nname = \"corpus\"\nregion = {}\"eu-west-1\"{}\n",
                 "[".repeat(depth),
                 "]".repeat(depth)
             );
