@@ -8,6 +8,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 use converged_core::load_desired_state;
+use converged_core::secret::check_secrets;
 
 use crate::config::DaemonConfig;
 use crate::planner::{PlanFailure, PlanReport, Planner};
@@ -60,6 +61,11 @@ enum Command {
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
+        /// Also resolve every secret reference (`env:NAME`, `file:/path`) here, as the daemon
+        /// would: run it where and as whom the daemon runs. One that cannot be resolved is a
+        /// problem; no value is ever printed.
+        #[arg(long)]
+        secrets: bool,
     },
     /// Ask the running daemon for the condition of every resource.
     Status {
@@ -77,7 +83,11 @@ enum Command {
 
 pub async fn main(cli: Cli) -> ExitCode {
     let result = match cli.command {
-        Command::Validate { path, json } => validate(&path, json),
+        Command::Validate {
+            path,
+            json,
+            secrets,
+        } => validate(&path, json, secrets),
         Command::Run => run(cli.config).await,
         Command::Plan {
             json,
@@ -103,45 +113,54 @@ pub async fn main(cli: Cli) -> ExitCode {
     }
 }
 
-fn validate(path: &std::path::Path, json: bool) -> anyhow::Result<ExitCode> {
-    match load_desired_state(path) {
+fn validate(path: &std::path::Path, json: bool, secrets: bool) -> anyhow::Result<ExitCode> {
+    let (problems, summary) = match load_desired_state(path) {
         Ok(state) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "valid": true, "revision": state.revision })
-                );
-            } else {
-                println!(
-                    "{}: valid (revision {}, {} node(s), {} app(s))",
-                    path.display(),
-                    state.revision,
-                    state.nodes.len(),
-                    state.apps.len()
-                );
+            let check = secrets.then(|| check_secrets(path, &state));
+            let resolved = check.as_ref().map(|check| check.resolved);
+            let problems = check.map(|check| check.problems).unwrap_or_default();
+            let mut summary =
+                serde_json::json!({ "valid": problems.is_empty(), "revision": state.revision });
+            if let Some(resolved) = resolved {
+                summary["secrets_resolved"] = resolved.into();
             }
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(err) => {
-            if json {
-                println!(
-                    "{}",
-                    serde_json::json!({ "valid": false, "problems": err.problems })
-                );
-            } else {
-                eprintln!("{}: {} problem(s)", path.display(), err.problems.len());
-                for problem in &err.problems {
-                    eprintln!("  {problem}");
+            if problems.is_empty() {
+                if json {
+                    println!("{summary}");
+                } else {
+                    let secrets = resolved
+                        .map(|n| format!(", {n} secret reference(s) resolved here"))
+                        .unwrap_or_default();
+                    println!(
+                        "{}: valid (revision {}, {} node(s), {} app(s){secrets})",
+                        path.display(),
+                        state.revision,
+                        state.nodes.len(),
+                        state.apps.len()
+                    );
                 }
+                return Ok(ExitCode::SUCCESS);
             }
-            Ok(ExitCode::from(1))
+            (problems, summary)
+        }
+        Err(err) => (err.problems, serde_json::json!({ "valid": false })),
+    };
+    if json {
+        let mut summary = summary;
+        summary["problems"] = serde_json::to_value(&problems)?;
+        println!("{summary}");
+    } else {
+        eprintln!("{}: {} problem(s)", path.display(), problems.len());
+        for problem in &problems {
+            eprintln!("  {problem}");
         }
     }
+    Ok(ExitCode::from(1))
 }
 
 async fn run(config_path: Option<PathBuf>) -> anyhow::Result<ExitCode> {
     let config = DaemonConfig::load(config_path.as_deref())?;
-    telemetry::init(&config.log);
+    telemetry::init(&config.log)?;
     daemon::run(config).await?;
     Ok(ExitCode::SUCCESS)
 }

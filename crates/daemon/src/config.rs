@@ -357,6 +357,7 @@ impl DaemonConfig {
     }
 
     /// As `load`, with the environment given as a map instead of read from the process.
+    /// An error names the environment variable when one set the value at fault, else the file.
     pub fn load_with_env(
         path: Option<&Path>,
         env: Option<config::Map<String, String>>,
@@ -371,6 +372,7 @@ impl DaemonConfig {
                 message: "the file does not exist".into(),
             });
         }
+        let origins = Origins::new(file.clone(), env.as_ref());
         let built = config::Config::builder()
             .add_source(
                 config::File::from(file.clone())
@@ -388,20 +390,141 @@ impl DaemonConfig {
             )
             .build()
             .and_then(config::Config::try_deserialize::<Self>);
-        let loaded = built.map_err(|err| DaemonError::Config {
-            path: file.clone(),
-            message: err.to_string(),
-        })?;
-        loaded
-            .aws
-            .rate_limits
-            .limits()
-            .map_err(|message| DaemonError::Config {
-                path: file,
-                message,
-            })?;
+        let loaded = built.map_err(|err| origins.error(failed_key(&err), err.to_string()))?;
+        if let Err(message) = loaded.aws.rate_limits.limits() {
+            return Err(origins.error(None, message));
+        }
+        check_log_level(&loaded.log.level)
+            .map_err(|message| origins.error(Some(LOG_LEVEL_KEY), message))?;
         Ok(loaded)
     }
+}
+
+const LOG_LEVEL_KEY: &str = "log.level";
+const LEVELS: [&str; 6] = ["trace", "debug", "info", "warn", "error", "off"];
+
+/// A log level (`debug`) or a tracing filter of comma-separated directives, each a level or
+/// `target=level` (`converged=debug,info`). A bare word that is no level would be taken by
+/// tracing as a target name and silence every other line, so it is refused.
+pub fn check_log_level(filter: &str) -> Result<(), String> {
+    let is_level = |word: &str| LEVELS.contains(&word.trim().to_ascii_lowercase().as_str());
+    if filter.trim().is_empty() {
+        return Err(format!(
+            "log.level is empty: give one of {}, or target=level such as converged=debug",
+            LEVELS.join(", ")
+        ));
+    }
+    for directive in filter.split(',').filter(|d| !d.trim().is_empty()) {
+        let level = directive
+            .rsplit_once('=')
+            .map_or(directive, |(_, level)| level);
+        if !is_level(level) {
+            return Err(format!(
+                "log.level `{filter}` is not a log level: `{}` should be one of {}, or target=level such as converged=debug",
+                directive.trim(),
+                LEVELS.join(", ")
+            ));
+        }
+    }
+    tracing_subscriber::EnvFilter::try_new(filter)
+        .map(drop)
+        .map_err(|err| format!("log.level `{filter}` is not a tracing filter: {err}"))
+}
+
+/// The dotted key a configuration error is about, when it says.
+fn failed_key(err: &config::ConfigError) -> Option<&str> {
+    match err {
+        config::ConfigError::Type { key, .. } | config::ConfigError::At { key, .. } => {
+            key.as_deref()
+        }
+        config::ConfigError::NotFound(key) => Some(key),
+        _ => None,
+    }
+}
+
+/// Which `CONVERGED__*` variable set which dotted key, so an error names the variable rather
+/// than the file when the value at fault came from the environment.
+struct Origins {
+    file: PathBuf,
+    /// `http.listen` → `CONVERGED__HTTP__LISTEN`.
+    variables: BTreeMap<String, String>,
+}
+
+impl Origins {
+    fn new(file: PathBuf, env: Option<&config::Map<String, String>>) -> Self {
+        let prefix = format!("{ENV_PREFIX}{ENV_SEPARATOR}");
+        let names: Vec<String> = match env {
+            Some(env) => env.keys().cloned().collect(),
+            None => std::env::vars_os()
+                .filter_map(|(name, _)| name.into_string().ok())
+                .collect(),
+        };
+        let variables = names
+            .into_iter()
+            .filter_map(|name| {
+                let key = name
+                    .get(prefix.len()..)
+                    .filter(|_| name[..prefix.len()].eq_ignore_ascii_case(&prefix))?
+                    .to_ascii_lowercase()
+                    .replace(ENV_SEPARATOR, ".");
+                Some((key, name))
+            })
+            .collect();
+        Self { file, variables }
+    }
+
+    /// The variable behind `key`, or behind the unknown field a message about `key` names
+    /// (`unknown field `typo`` under `http` is `http.typo`), or behind a key the message
+    /// spells out (the rate limit checks name theirs).
+    fn variable(&self, key: Option<&str>, message: &str) -> Option<&str> {
+        let key = key.unwrap_or_default();
+        let unknown = message
+            .split_once("unknown field `")
+            .and_then(|(_, rest)| rest.split_once('`'))
+            .map(|(field, _)| match key {
+                "" => field.to_owned(),
+                _ => format!("{key}.{field}"),
+            });
+        self.variables
+            .iter()
+            .find(|(set, _)| {
+                let under = |parent: &str| {
+                    set.strip_prefix(parent)
+                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('.'))
+                };
+                (!key.is_empty() && set.as_str() == key)
+                    || unknown.as_deref().is_some_and(under)
+                    || mentions_key(message, set)
+            })
+            .map(|(_, variable)| variable.as_str())
+    }
+
+    fn error(&self, key: Option<&str>, message: String) -> DaemonError {
+        match self.variable(key, &message) {
+            Some(variable) => DaemonError::ConfigVariable {
+                variable: variable.to_owned(),
+                message,
+            },
+            None => DaemonError::Config {
+                path: self.file.clone(),
+                message,
+            },
+        }
+    }
+}
+
+/// Whether `message` spells out the dotted `key` as a whole (not as part of a longer key). A
+/// key of one segment is not looked for: messages list the expected field names.
+fn mentions_key(message: &str, key: &str) -> bool {
+    if !key.contains('.') {
+        return false;
+    }
+    let part_of_key = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '.';
+    message.match_indices(key).any(|(at, _)| {
+        let before = message[..at].chars().next_back();
+        let after = message[at + key.len()..].chars().next();
+        !before.is_some_and(part_of_key) && !after.is_some_and(|c| part_of_key(c) && c != '.')
+    })
 }
 
 #[cfg(test)]
@@ -535,5 +658,67 @@ mod tests {
                 .contains("aws.rate_limits.route53_per_second"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn errors_name_the_environment_variable_that_set_the_value() {
+        let file = write("resync_interval = \"10s\"\n[http]\nlisten = \"127.0.0.1:1\"\n");
+        let file_name = file.path().display().to_string();
+        let cases = [
+            ("CONVERGED__HTTP__LISTEN", "not-an-address"),
+            ("CONVERGED__RESYNC_INTERVAL", "soon"),
+            ("CONVERGED__HTTP__TYPO", "x"),
+            ("CONVERGED__TYPO", "x"),
+            ("CONVERGED__LOG__FORMAT", "xml"),
+            ("CONVERGED__LOG__LEVEL", "verbose"),
+            ("CONVERGED__SSH__ALLOWED_NETWORKS", "10.0.0.0/99"),
+            ("CONVERGED__AWS__RATE_LIMITS__ROUTE53_PER_SECOND", "0"),
+        ];
+        for (variable, value) in cases {
+            let err = DaemonConfig::load_with_env(
+                Some(file.path()),
+                env(&[(variable, value), ("CONVERGED__STATE_DIR", "/srv/state")]),
+            )
+            .unwrap_err()
+            .to_string();
+            assert!(
+                err.contains(variable) && !err.contains(&file_name),
+                "{variable}: {err}"
+            );
+        }
+        let in_file = write("[log]\nlevel = \"verbose\"\n");
+        let err = DaemonConfig::load_with_env(
+            Some(in_file.path()),
+            env(&[("CONVERGED__HTTP__LISTEN", "127.0.0.1:2")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains(&in_file.path().display().to_string()) && !err.contains("CONVERGED__"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_log_level_that_is_no_level_is_an_error_not_a_fallback() {
+        for good in [
+            "info",
+            "DEBUG",
+            "converged=debug,info",
+            "warn,converged_mesos=trace",
+            "info,",
+        ] {
+            assert_eq!(check_log_level(good), Ok(()), "{good}");
+        }
+        for bad in ["verbose", "", " ", "debgu", "converged=loud", "converged"] {
+            let err = check_log_level(bad).unwrap_err();
+            assert!(
+                err.contains("log.level") && err.contains("debug"),
+                "{bad}: {err}"
+            );
+        }
+        let file = write("[log]\nlevel = \"inf\"\n");
+        let err = DaemonConfig::load_with_env(Some(file.path()), env(&[])).unwrap_err();
+        assert!(err.to_string().contains("log.level `inf`"), "{err}");
     }
 }

@@ -8,6 +8,10 @@ use converged_core::ErrorClass;
 pub enum DaemonError {
     #[error("failed to load the configuration {path}: {message}")]
     Config { path: PathBuf, message: String },
+    #[error("failed to load the configuration: the environment variable {variable}: {message}")]
+    ConfigVariable { variable: String, message: String },
+    #[error("failed to set up logging with the filter `{filter}`: {message}")]
+    LogFilter { filter: String, message: String },
     #[error("failed to read the token file {path}: {source}")]
     ReadTokenFile {
         path: PathBuf,

@@ -1,7 +1,8 @@
 //! Logging set-up (does I/O): `tracing` to stderr, as text or JSON lines, filtered by the
-//! configured level. Writing a log line never panics: a closed stderr (`converged run | head`)
-//! or a full disk drops the line and counts it (`converged_log_lines_dropped_total`), and a
-//! panic is logged through the same path.
+//! configured level (checked when the configuration is loaded: an invalid one is an error, never
+//! a fallback). Writing a log line never panics: a closed stderr (`converged run | head`) or a
+//! full disk drops the line and counts it (`converged_log_lines_dropped_total`), and a panic is
+//! logged through the same path.
 
 use std::io::{IsTerminal, Write};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -10,6 +11,7 @@ use tracing_subscriber::EnvFilter;
 use tracing_subscriber::fmt::MakeWriter;
 
 use crate::config::{LogConfig, LogFormat};
+use crate::error::DaemonError;
 
 /// Log lines the process could not write, since it started.
 static DROPPED_LINES: AtomicU64 = AtomicU64::new(0);
@@ -19,8 +21,11 @@ pub fn dropped_lines() -> u64 {
     DROPPED_LINES.load(Ordering::Relaxed)
 }
 
-pub fn init(config: &LogConfig) {
-    let filter = EnvFilter::try_new(&config.level).unwrap_or_else(|_| EnvFilter::new("info"));
+pub fn init(config: &LogConfig) -> Result<(), DaemonError> {
+    let filter = EnvFilter::try_new(&config.level).map_err(|err| DaemonError::LogFilter {
+        filter: config.level.clone(),
+        message: err.to_string(),
+    })?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_ansi(std::io::stderr().is_terminal())
@@ -37,6 +42,7 @@ pub fn init(config: &LogConfig) {
             let _ = writeln!(std::io::stderr(), "logging was already initialised: {err}");
         }
     }
+    Ok(())
 }
 
 /// Logs a panic as an error event instead of the default hook's message: one structured line,
