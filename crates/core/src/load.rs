@@ -468,10 +468,14 @@ fn parse_app(
         }
     };
     if !value.is_object() {
-        problems.push(whole_file(
-            path,
-            "an app file holds one JSON object, the app definition",
-        ));
+        let (line, column) = line_column(text, text.len() - text.trim_start().len());
+        problems.push(Problem {
+            file: path.to_owned(),
+            line: Some(line),
+            column: Some(column),
+            field: None,
+            message: "an app file holds one JSON object, the app definition".to_owned(),
+        });
         return None;
     }
     for DuplicateKey {
@@ -496,13 +500,18 @@ fn parse_app(
             ),
         });
     }
+    let nested = check_nested(&value);
     let mut report = |field_path: &FieldPath, message: String| {
         problems.push(located(path, text, field_path, message));
     };
-    for (field, message) in check_nested(&value) {
-        report(&field, message);
+    let app = deserialize_reporting(value, stand_ins, &mut report, "an object");
+    // A nested field of the wrong type altogether was reported by the typed model already.
+    for (field, message) in nested {
+        if !stand_ins.iter().any(|at| hides(at, &field)) {
+            report(&field, message);
+        }
     }
-    deserialize_reporting(value, stand_ins, &mut report, "an object")
+    app
 }
 
 /// Deserializes strictly, but keeps going past every problem so that one does not hide the
@@ -551,7 +560,10 @@ fn deserialize_reporting<T: DeserializeOwned>(
             left_out = removed.contains(&target);
             if !left_out {
                 if !stand_ins.contains(&target) {
-                    report(&path, improve_message(&message, object_word));
+                    // Inside a stand-in every field is missing, and none of it was written.
+                    if !stand_ins.iter().any(|at| path.0.starts_with(&at.0)) {
+                        report(&path, improve_message(&message, object_word));
+                    }
                     stand_ins.push(target.clone());
                 }
                 match value_at(&mut value, &path).and_then(Value::as_object_mut) {

@@ -671,6 +671,21 @@ const STRICT: &[Strict] = &[
         ],
     },
     Strict {
+        name: "a table of the wrong type is one problem, not one per field it lacks",
+        sources: &[
+            (CLUSTER_FILE, "cluster = \"c\"\n"),
+            (
+                "apps/a.json",
+                "{\"id\": \"/a\", \"cmd\": \"x\",\n \"fetch\": {\"uri\": \"u\"},\n \"healthChecks\": [{\"command\": \"true\"}]}",
+            ),
+        ],
+        report: &[
+            "cluster.toml:1:1: cluster: expected a table, got the string \"c\"",
+            "apps/a.json:2:2: /fetch: expected a list, got an object",
+            "apps/a.json:3:20: /healthChecks/0/command: expected an object, got the string \"true\"",
+        ],
+    },
+    Strict {
         name: "byte order marks are named",
         sources: &[
             (CLUSTER_FILE, "\u{feff}[cluster]\nname = \"c\"\n"),
@@ -690,7 +705,7 @@ const STRICT: &[Strict] = &[
         ],
         report: &[
             "apps/empty.json: is empty; an app file holds one JSON object, the app definition",
-            "apps/list.json: an app file holds one JSON object, the app definition",
+            "apps/list.json:1:1: an app file holds one JSON object, the app definition",
         ],
     },
     Strict {
