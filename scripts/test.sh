@@ -53,3 +53,7 @@ log "cargo build -p converged-sim"
 cargo build -p converged-sim --bins
 log "cargo test"
 cargo test --workspace --no-fail-fast
+# The fuzz targets (fuzz/, nightly) on top of their seed corpus, bounded: about 4 minutes of
+# build when cold, then 60 s per target. A crash or an input over 1 s fails the run.
+log "fuzzing"
+scripts/fuzz.sh 60
