@@ -4,7 +4,6 @@
 //! them back, so the plan can tell "never created" from "created but not listed yet", and a
 //! retried create reuses the same client token (idempotent on real EC2).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -60,25 +59,11 @@ impl IntentStore {
     /// Writes the record and syncs it (and its directory) before returning.
     pub async fn write(&self, intent: &Intent) -> Result<(), AwsError> {
         let path = self.path(&intent.cluster, &intent.node);
-        let dir = self.dir.clone();
         let mut record = intent.clone();
         record.written_at = unix_now();
         let write_path = path.clone();
         let outcome = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-            std::fs::create_dir_all(&dir)?;
-            let temporary = write_path.with_extension("json.tmp");
-            let written = std::fs::File::create(&temporary)
-                .and_then(|mut file| {
-                    file.write_all(&serde_json::to_vec_pretty(&record)?)?;
-                    file.sync_all()
-                })
-                .and_then(|()| std::fs::rename(&temporary, &write_path));
-            if let Err(err) = written {
-                // A full disk must not keep a half-written temporary taking space.
-                let _ = std::fs::remove_file(&temporary);
-                return Err(err);
-            }
-            std::fs::File::open(&dir)?.sync_all()
+            converged_core::durable::replace_file(&write_path, &serde_json::to_vec_pretty(&record)?)
         })
         .await
         .map_err(std::io::Error::other)

@@ -1,11 +1,13 @@
 //! converged-core: the desired-state model and its validation, resource identities, plans,
-//! conditions, backoff, the decision core and the `Reconciler` trait. Pure: nothing in this
-//! crate performs I/O except `load`, which reads the desired-state folder from disk.
+//! conditions, backoff, the decision core and the `Reconciler` trait. Pure, except three
+//! modules that do I/O and say so: `load` reads the desired-state folder, `secret` resolves
+//! `file:`/`env:` references, `durable` replaces state files atomically.
 
 pub mod api;
 pub mod backoff;
 pub mod condition;
 pub mod decide;
+pub mod durable;
 pub mod error;
 pub mod load;
 mod locate;

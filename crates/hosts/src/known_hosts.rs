@@ -5,7 +5,6 @@
 //! remembers, in memory, what it would have pinned.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -119,22 +118,15 @@ impl KnownHosts {
             .collect())
     }
 
-    /// Writes the whole file anew and renames it into place, so a crash never leaves half a
-    /// pin behind.
+    /// Writes the whole file anew and replaces the old one durably, so a crash never leaves
+    /// half a pin behind.
     fn write(&self, node: &str, pins: &BTreeMap<String, String>) -> Result<(), HostsError> {
         let text: String = pins
             .iter()
             .map(|(host, key)| format!("{host} {key}\n"))
             .collect();
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| self.error(node, &err))?;
-        }
-        let temporary = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temporary).map_err(|err| self.error(node, &err))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
-            .map_err(|err| self.error(node, &err))?;
-        std::fs::rename(&temporary, &self.path).map_err(|err| self.error(node, &err))
+        converged_core::durable::replace_file(&self.path, text.as_bytes())
+            .map_err(|err| self.error(node, &err))
     }
 
     fn error(&self, node: &str, err: &std::io::Error) -> HostsError {

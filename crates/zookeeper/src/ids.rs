@@ -3,7 +3,6 @@
 //! `zookeeper_servers` template variables, `zoo.cfg` and `data/myid` files.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -98,15 +97,8 @@ impl IdStore {
             return Ok(Assignment { ids, unrecorded });
         }
         let text = serde_json::to_string_pretty(&ids).map_err(|err| self.error(err))?;
-        if let Some(parent) = self.path.parent() {
-            std::fs::create_dir_all(parent).map_err(|err| self.error(err))?;
-        }
-        let temporary = self.path.with_extension("tmp");
-        let mut file = std::fs::File::create(&temporary).map_err(|err| self.error(err))?;
-        file.write_all(text.as_bytes())
-            .and_then(|()| file.sync_all())
+        converged_core::durable::replace_file(&self.path, text.as_bytes())
             .map_err(|err| self.error(err))?;
-        std::fs::rename(&temporary, &self.path).map_err(|err| self.error(err))?;
         tracing::info!(ids = ?ids.ids, "assigned ZooKeeper ids");
         Ok(Assignment {
             ids,

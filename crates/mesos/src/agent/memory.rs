@@ -3,7 +3,6 @@
 //! It outlives the desired state, so the agent of a node removed from it is still recognized
 //! as converged's and drained. A read-only store (`converged plan`) reads it and writes nothing.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use converged_hosts::Access;
@@ -58,30 +57,10 @@ impl AgentMemoryStore {
         }
         let path = self.path.clone();
         let text = serde_json::to_vec_pretty(memory).map_err(|err| Self::error(&path, err))?;
+        // A crash leaves the old memory or the new one, never half of either.
         tokio::task::spawn_blocking(move || -> Result<(), MesosError> {
-            let fail = |err: std::io::Error| Self::error(&path, err);
-            if let Some(parent) = path.parent() {
-                std::fs::create_dir_all(parent).map_err(fail)?;
-            }
-            // Temporary file, synced, renamed over the old one, directory synced: a crash
-            // leaves the old memory or the new one, never half of either.
-            let temporary = path.with_extension("json.tmp");
-            let written = std::fs::File::create(&temporary)
-                .and_then(|mut file| {
-                    file.write_all(&text)?;
-                    file.sync_all()
-                })
-                .and_then(|()| std::fs::rename(&temporary, &path));
-            if let Err(err) = written {
-                let _ = std::fs::remove_file(&temporary);
-                return Err(fail(err));
-            }
-            match path.parent() {
-                Some(parent) => std::fs::File::open(parent)
-                    .and_then(|dir| dir.sync_all())
-                    .map_err(fail),
-                None => Ok(()),
-            }
+            converged_core::durable::replace_file(&path, &text)
+                .map_err(|err| Self::error(&path, err))
         })
         .await
         .map_err(|err| Self::error(&self.path, err))??;

@@ -6,7 +6,6 @@
 //! nothing.
 
 use std::collections::BTreeSet;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use converged_hosts::Access;
@@ -88,14 +87,7 @@ fn read(path: &Path) -> Result<SentSecrets, MesosError> {
 }
 
 fn write(path: &Path, memory: &SentSecrets) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let temporary = path.with_extension("json.tmp");
-    let mut file = std::fs::File::create(&temporary)?;
-    file.write_all(&serde_json::to_vec_pretty(memory)?)?;
-    file.sync_all()?;
-    std::fs::rename(&temporary, path)?;
-    std::fs::File::open(dir)?.sync_all()
+    converged_core::durable::replace_file(path, &serde_json::to_vec_pretty(memory)?)
 }
 
 #[cfg(test)]
