@@ -41,8 +41,8 @@ suite corpus -p converged --test corpus
 suite secrets -p converged --test secrets
 suite iam -p converged-aws --test iam
 for run in $(seq 1 "$runs"); do
-  suite "faults-$run" -p converged --test faults
   suite "peer-faults-$run" -p converged --test peer_faults
+  suite "faults-$run" -p converged --test faults
 done
 log "fuzzing, $fuzz_seconds s per target"
 scripts/fuzz.sh "$fuzz_seconds" >"$results/fuzz.log" 2>&1 || {
