@@ -13,7 +13,9 @@ import statistics
 import sys
 from collections import defaultdict
 
-LINE = re.compile(r"^(corpus|secret scan|iam|fuzz|fault): (.*)$")
+# A summary line may follow cargo's `test name ... ` on the same line (the first line a test
+# prints with --nocapture), so the prefix is looked for after any leading text.
+LINE = re.compile(r"(?:^|\s)(corpus|secret scan|iam|fuzz|fault): (.*)$")
 
 
 def seconds(text):
@@ -25,7 +27,7 @@ def parse(paths):
     for path in paths:
         with open(path, encoding="utf-8", errors="replace") as log:
             for line in log:
-                match = LINE.match(line.strip())
+                match = LINE.search(line.strip())
                 if match:
                     found[match.group(1)].append(match.group(2))
     return found
