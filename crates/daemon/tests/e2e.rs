@@ -3,30 +3,13 @@
 //! edits, a broken edit, changes behind its back and a restart.
 
 use std::path::Path;
-use std::process::Command;
 use std::time::Duration;
 
-use converged_testkit::moto::python;
 use converged_testkit::sandbox::{Sandbox, all_in_sync};
 use converged_testkit::sim_binary;
 use serde_json::Value;
 
 const CONVERGE: Duration = Duration::from_secs(240);
-
-fn aws(sandbox: &Sandbox, script: &str) -> String {
-    let prelude = "import sys, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
-    let output = Command::new(python())
-        .args(["-c", &format!("{prelude}{script}"), &sandbox.moto.url])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
-}
 
 const LIVE_INSTANCES: &str = "r = ec2.describe_instances(Filters=[{'Name': 'tag:converged:cluster', 'Values': ['clickcount']}])\nprint(sorted(i['InstanceId'] + ' ' + [t['Value'] for t in i['Tags'] if t['Key'] == 'converged:node'][0] for res in r['Reservations'] for i in res['Instances'] if i['State']['Name'] not in ('terminated', 'shutting-down')))";
 
@@ -95,7 +78,7 @@ fn the_example_cluster_converges_and_stays_converged() {
         applied,
         "a converged world sees no action"
     );
-    let instances = aws(&sandbox, LIVE_INSTANCES);
+    let instances = sandbox.aws(LIVE_INSTANCES);
     assert_eq!(instances.matches("i-").count(), 3, "{instances}");
 
     // 2. Edits: scale click-count production to 2 and bump the gitlab image.
@@ -120,9 +103,7 @@ fn the_example_cluster_converges_and_stays_converged() {
     );
 
     // 3. Behind converged's back: a deleted record is restored, a terminated instance recreated.
-    aws(
-        &sandbox,
-        "name = 'gitlab.clickcount.example.org.'\nrs = [r for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Name'] == name and r['Type'] == 'A'][0]\nr53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={'Changes': [{'Action': 'DELETE', 'ResourceRecordSet': rs}]})",
+    sandbox.aws("name = 'gitlab.clickcount.example.org.'\nrs = [r for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Name'] == name and r['Type'] == 'A'][0]\nr53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={'Changes': [{'Action': 'DELETE', 'ResourceRecordSet': rs}]})",
     );
     let staging = instances
         .split('\'')
@@ -137,10 +118,9 @@ fn the_example_cluster_converges_and_stays_converged() {
             .map(|id| id.trim().to_owned())
     };
     let id_before = zookeeper_id(&sandbox).expect("staging's ZooKeeper myid");
-    aws(
-        &sandbox,
-        &format!("ec2.terminate_instances(InstanceIds=['{staging}'])"),
-    );
+    sandbox.aws(&format!(
+        "ec2.terminate_instances(InstanceIds=['{staging}'])"
+    ));
     sandbox.hosts.lose(staging_host).unwrap();
     let lost = sandbox.wait_for("the lost host reported", CONVERGE, |s| {
         let service = resource(s, "host_service", "staging/mesos-agent");
@@ -183,15 +163,13 @@ fn the_example_cluster_converges_and_stays_converged() {
         resource(&healed, "mesos_agent", "staging")["condition"],
         "in_sync"
     );
-    let restored = aws(
-        &sandbox,
-        "print([r['Name'] for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Type'] == 'A'])",
+    let restored = sandbox.aws("print([r['Name'] for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Type'] == 'A'])",
     );
     assert!(
         restored.contains("gitlab.clickcount.example.org."),
         "{restored}"
     );
-    let after = aws(&sandbox, LIVE_INSTANCES);
+    let after = sandbox.aws(LIVE_INSTANCES);
     assert_eq!(after.matches("i-").count(), 3, "{after}");
     assert!(
         !after.contains(&staging),
@@ -234,7 +212,7 @@ fn the_example_cluster_converges_and_stays_converged() {
         all_in_sync(s) && resource(s, "marathon_app", "/gitlab-runner")["condition"] == "in_sync"
     });
     assert_eq!(
-        aws(&sandbox, LIVE_INSTANCES).matches("i-").count(),
+        sandbox.aws(LIVE_INSTANCES).matches("i-").count(),
         3,
         "no duplicate instance"
     );

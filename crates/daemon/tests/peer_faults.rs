@@ -9,11 +9,9 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use converged_testkit::fault_proxy::{Fault, FaultProxy, Rule};
-use converged_testkit::moto::python;
 use converged_testkit::sandbox::{HOSTS, Sandbox, all_in_sync};
 use converged_testkit::{sim_binary, srvr_mode};
 use serde_json::Value;
@@ -116,8 +114,7 @@ impl Cluster {
     /// Everything a fault could duplicate or lose, read from the peers directly.
     fn world(&self) -> World {
         World {
-            aws: serde_json::from_str(&python_aws(&self.sandbox, AWS_WORLD))
-                .expect("the AWS world as JSON"),
+            aws: serde_json::from_str(&self.sandbox.aws(AWS_WORLD)).expect("the AWS world as JSON"),
             apps: marathon_apps(),
             agents: mesos_agents(),
             services: (0..HOSTS.len())
@@ -138,29 +135,11 @@ impl Cluster {
 
     /// Deletes one of converged's A records behind its back, through moto directly.
     fn delete_record(&self, name: &str) {
-        python_aws(
-            &self.sandbox,
-            &format!(
+        self.sandbox.aws(&format!(
                 "rs = [r for r in r53.list_resource_record_sets(HostedZoneId=zone)['ResourceRecordSets'] if r['Name'] == '{name}' and r['Type'] == 'A'][0]\nr53.change_resource_record_sets(HostedZoneId=zone, ChangeBatch={{'Changes': [{{'Action': 'DELETE', 'ResourceRecordSet': rs}}]}})"
             ),
         );
     }
-}
-
-/// Runs a boto3 script against moto itself (never through the proxy).
-fn python_aws(sandbox: &Sandbox, script: &str) -> String {
-    let prelude = "import sys, json, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
-    let output = Command::new(python())
-        .args(["-c", &format!("{prelude}{script}"), &sandbox.moto.url])
-        .env("AWS_EC2_METADATA_DISABLED", "true")
-        .output()
-        .expect("python runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).trim().to_owned()
 }
 
 /// Live instances by node, the cluster's security groups, and the values of every A record.
@@ -653,8 +632,7 @@ fn scaled(app: &str, wanted: u64) -> bool {
 
 /// Each of `records` is back in Route 53 (asked of moto directly).
 fn restored(cluster: &Cluster, records: &[&str]) -> bool {
-    let world: AwsWorld =
-        serde_json::from_str(&python_aws(&cluster.sandbox, AWS_WORLD)).expect("JSON");
+    let world: AwsWorld = serde_json::from_str(&cluster.sandbox.aws(AWS_WORLD)).expect("JSON");
     records.iter().all(|r| world.records.contains_key(*r))
 }
 

@@ -169,10 +169,10 @@ impl Sandbox {
         }
     }
 
-    /// Runs a Python snippet against moto with `ec2`, `r53` (boto3 clients) and `zone` (the
-    /// hosted zone's id) defined; returns what it printed.
+    /// Runs a Python snippet against moto itself (never through a proxy) with `json`, `ec2`,
+    /// `r53` (boto3 clients) and `zone` (the hosted zone's id) defined; returns what it printed.
     pub fn aws(&self, script: &str) -> String {
-        let prelude = "import sys, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
+        let prelude = "import sys, json, boto3\nkw = dict(endpoint_url=sys.argv[1], region_name='eu-west-1', aws_access_key_id='t', aws_secret_access_key='t')\nec2 = boto3.client('ec2', **kw)\nr53 = boto3.client('route53', **kw)\nzone = r53.list_hosted_zones()['HostedZones'][0]['Id']\n";
         let output = Command::new(python())
             .args(["-c", &format!("{prelude}{script}"), &self.moto.url])
             .env("AWS_EC2_METADATA_DISABLED", "true")

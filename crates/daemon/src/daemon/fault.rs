@@ -163,7 +163,10 @@ impl ApiRecorder for WatchRequests {
 }
 
 /// Says so on stderr (unbuffered, so the line is out before the kill) and blocks this thread
-/// until the test's SIGKILL ends the process.
+/// until the test's SIGKILL ends the process. Blocking a runtime thread is deliberate and
+/// harmless here: only a debug build armed by a test gets here, the in-flight point is reached
+/// inside the synchronous request recorder where no await is possible, and the process is
+/// killed within seconds; the runtime's other threads keep serving `/status` meanwhile.
 fn freeze(armed: &Armed) -> ! {
     let _ = writeln!(std::io::stderr(), "{REACHED} {}", armed.spec());
     loop {
