@@ -1,5 +1,7 @@
-//! Contract tests: simulator responses validate against the upstream JSON schemas, and the upstream
-//! example requests are accepted.
+//! Contract tests: simulator responses validate against the Marathon JSON schemas, and the
+//! Marathon example requests are accepted and answered in the examples' shapes. Both come from
+//! the fixtures in `tests/contract/` (our reduction of the upstream files, see its README), so
+//! these tests run in any checkout; `contract_upstream.rs` checks the fixtures against upstream.
 mod common;
 
 use common::{Cluster, call, deployments_done, get};
@@ -11,26 +13,27 @@ const AGENT: (&str, &str, &str) = (
     "env:staging",
 );
 
-fn shared(path: &str) -> String {
-    format!(
-        "{}/../../../shared/marathon-api/{path}",
-        env!("CARGO_MANIFEST_DIR")
-    )
+/// One fixture of `tests/contract/`, parsed.
+fn fixture(name: &str) -> Value {
+    let path = format!("{}/tests/contract/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    serde_json::from_str(&text).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
-/// Whether the upstream contracts in `../shared/marathon-api` sit beside this checkout. A
-/// user's clone has no `../shared`: the comparisons with it are then not made (rule 5: a test
-/// may compare with `../shared` but must not need it to pass); CI has it and makes them all.
-fn upstream_is_beside_the_checkout() -> bool {
-    let present = std::path::Path::new(&shared("")).is_dir();
-    if !present {
-        eprintln!("../shared/marathon-api is not beside this checkout: not compared with it");
-    }
-    present
+/// The request body of an example fixture.
+fn example_body(name: &str) -> Value {
+    fixture(name)["body"].clone()
 }
 
-fn load(path: &str) -> String {
-    std::fs::read_to_string(shared(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+/// The sorted key list of a keys fixture.
+fn example_keys(name: &str) -> Vec<String> {
+    serde_json::from_value(fixture(name)["keys"].clone()).unwrap()
+}
+
+fn sorted_keys(v: &Value) -> Vec<String> {
+    let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+    keys.sort();
+    keys
 }
 
 /// AppInfo minus the status fields, which the AppDefinition schema does not describe.
@@ -57,10 +60,13 @@ fn definition_part(app: &Value, extra: &[&str]) -> Value {
     app
 }
 
-fn assert_valid(schema_path: &str, instance: &Value) {
-    let mut schema: Value = serde_json::from_str(&load(schema_path)).unwrap();
-    // The files declare the unversioned `http://json-schema.org/schema`; they are draft-04.
-    schema.as_object_mut().unwrap().remove("$schema");
+/// Validates `instance` against a schema fixture. The fixture keeps only the top-level
+/// properties the simulator answers with and `additionalProperties` stays false, so a property
+/// it starts answering with fails here until its upstream schema is added to the fixture.
+fn assert_valid(schema_fixture: &str, instance: &Value) {
+    let schema = fixture(schema_fixture)["schema"].clone();
+    // The fixtures leave out upstream's `$schema`, the unversioned
+    // `http://json-schema.org/schema`: they are draft-04.
     let validator = jsonschema::draft4::new(&schema).unwrap();
     let errors: Vec<String> = validator
         .iter_errors(instance)
@@ -68,7 +74,7 @@ fn assert_valid(schema_path: &str, instance: &Value) {
         .collect();
     assert!(
         errors.is_empty(),
-        "{schema_path} rejects {instance}:\n{}",
+        "{schema_fixture} rejects {instance}:\n{}",
         errors.join("\n")
     );
 }
@@ -131,61 +137,42 @@ async fn check_profile(profile: &str, schema: &str, extra: &[&str]) {
 
 #[tokio::test]
 async fn responses_match_the_1_7_schema_on_the_current_profile() {
-    if !upstream_is_beside_the_checkout() {
-        return;
-    }
     // `role` (1.9+) postdates the last published JSON schema (1.7.236).
-    check_profile("1.10", "v1.7.236-schema/AppDefinition.json", &["role"]).await;
+    check_profile("1.10", "app-definition-1.7.236.schema.json", &["role"]).await;
 }
 
 #[tokio::test]
 async fn responses_match_the_1_1_1_schema_on_the_legacy_profile() {
-    if !upstream_is_beside_the_checkout() {
-        return;
-    }
-    check_profile("1.1", "v1.1.1/raml/v2/schema/AppDefinition.json", &[]).await;
+    check_profile("1.1", "app-definition-1.1.1.schema.json", &[]).await;
 }
 
 #[tokio::test]
 async fn upstream_examples_are_accepted_and_shaped_like_raml() {
-    if !upstream_is_beside_the_checkout() {
-        return;
-    }
     let c = Cluster::start("1.10", &[AGENT], &[]);
     // `apps_create.json` is the bulk PUT /v2/apps body.
-    let bulk: Value =
-        serde_json::from_str(&load("head/raml/v2/examples/apps_create.json")).unwrap();
+    let bulk = example_body("apps-create.example.json");
     let (s, _, body) = call("PUT", &c.m("/v2/apps"), Some(&bulk)).await;
     assert_eq!(s, 200, "{body}");
-    let result_example: Value =
-        serde_json::from_str(&load("head/raml/v2/examples/deployments_result.json")).unwrap();
-    let keys = |v: &Value| v.as_object().unwrap().keys().cloned().collect::<Vec<_>>();
-    assert_eq!(keys(&body), keys(&result_example));
-    // The 1.1.1 `app.json` example has two missing commas (fixed here, not in shared/).
-    let text = load("v1.1.1/raml/v2/examples/app.json")
-        .replace("\"path\": \"/v1/plan\"\n", "\"path\": \"/v1/plan\",\n")
-        .replace("\"portName\": \"http\"\n", "\"portName\": \"http\",\n");
-    let mut app: Value = serde_json::from_str(&text).expect("fixed app.json parses");
+    assert_eq!(
+        sorted_keys(&body),
+        example_keys("deployments-result.keys.json")
+    );
+    // The 1.1.1 `app.json` example has two missing commas upstream; the fixture has them.
+    let mut app = example_body("app-1.1.1.example.json");
     app["id"] = json!("/example/app");
     let (s, _, body) = call("POST", &c.m("/v2/apps"), Some(&app)).await;
     assert_eq!(s, 201, "{body}");
-    let head_app: Value = serde_json::from_str(&load("head/raml/v2/examples/app.json")).unwrap();
+    let head_app = example_body("app-head.example.json");
     let (s, _, body) = call("PUT", &c.m("/v2/apps/example/head"), Some(&head_app)).await;
     assert_eq!(s, 201, "{body}");
     // GET /v2/deployments items carry the example's fields.
-    let example: Value =
-        serde_json::from_str(&load("head/raml/v2/examples/deployments.json")).unwrap();
     let deps = get(&c.m("/v2/deployments")).await;
     let d = deps
         .as_array()
         .unwrap()
         .first()
         .expect("a deployment is running");
-    let mut want = keys(&example[0]);
-    let mut have = keys(d);
-    want.sort();
-    have.sort();
-    assert_eq!(have, want);
+    assert_eq!(sorted_keys(d), example_keys("deployments.keys.json"));
     // Invalid variants of the example get upstream-shaped 422s.
     let mut bad = bulk[0].clone();
     bad["id"] = json!("/bad");
@@ -195,11 +182,9 @@ async fn upstream_examples_are_accepted_and_shaped_like_raml() {
     assert_eq!(body["message"], "Object is not valid");
     assert_eq!(body["details"][0]["path"], "/instances");
     assert!(body["details"][0]["errors"][0].is_string());
-    // /v2/info and /v2/queue carry the example's top-level fields.
-    let info_example: Value =
-        serde_json::from_str(&load("head/raml/v2/examples/info.json")).unwrap();
+    // /v2/info carries the example's top-level fields.
     let info = get(&c.m("/v2/info")).await;
-    for k in keys(&info_example) {
+    for k in example_keys("info.keys.json") {
         assert!(info.get(&k).is_some(), "/v2/info lacks {k}");
     }
 }
