@@ -29,4 +29,6 @@ fi
 
 log "building release binaries (the first build takes several minutes)"
 cargo build --release -p converged -p converged-sim -p converged-testkit --bins
-exec target/release/converged-sandbox
+# cargo puts the build in $CARGO_TARGET_DIR when it is set, a relative one taken from the
+# directory cargo ran in: the repository root, as here.
+exec "${CARGO_TARGET_DIR:-target}/release/converged-sandbox"
