@@ -214,6 +214,16 @@ impl SshPool {
         Arc::clone(sessions.entry(address).or_default())
     }
 
+    /// Takes `address`'s session out of the pool after a command timed out on it: the session
+    /// may be wedged, and another command may still hold its slot (waiting for that slot could
+    /// take as long again), so the next command connects anew.
+    fn forget_session(&self, address: SocketAddr) {
+        self.sessions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .remove(&address);
+    }
+
     /// Opens a channel on the pooled session, connecting (again) when there is none.
     async fn channel(
         &self,
@@ -223,8 +233,12 @@ impl SshPool {
         self.settings.allowed_networks.check(node, address)?;
         let slot = self.slot(address);
         let mut session = slot.lock().await;
+        // A frozen host keeps the TCP session open and never answers: ask for the channel
+        // within the connect deadline, then connect anew (which fails as fast).
         if let Some(handle) = session.as_ref().filter(|handle| !handle.is_closed())
-            && let Ok(channel) = handle.channel_open_session().await
+            && let Ok(Ok(channel)) =
+                tokio::time::timeout(self.settings.connect_timeout, handle.channel_open_session())
+                    .await
         {
             return Ok(channel);
         }
@@ -415,8 +429,7 @@ impl HostRunner for SshPool {
         let result = match tokio::time::timeout(limit, self.exec(node, address, command)).await {
             Ok(result) => result,
             Err(_) => {
-                // The session may be wedged: drop it so the next command reconnects.
-                *self.slot(address).lock().await = None;
+                self.forget_session(address);
                 Err(HostsError::CommandTimeout {
                     node: node.to_owned(),
                     operation: command.operation,

@@ -243,6 +243,46 @@ impl TestHosts {
     /// Runs `sh -c script` inside host `i` (its mount, PID and UTS namespaces), as someone
     /// acting behind converged's back would.
     pub fn exec(&self, i: usize, script: &str) -> Output {
+        let init = self.init_pid(i);
+        Command::new("nsenter")
+            .args(["-t", &init, "-m", "-u", "-p", "sh", "-c", script])
+            .output()
+            .unwrap_or_else(|e| panic!("nsenter into {} failed: {e}", self.hosts[i].name))
+    }
+
+    /// Sends `signal` (`STOP`, `CONT`, ...) to every sshd process of host `i`, the listener
+    /// and each session, from outside the host: inside its PID namespace the listener is
+    /// init, which ignores a SIGSTOP sent from there.
+    pub fn signal_sshd(&self, i: usize, signal: &str) {
+        let host = &self.hosts[i];
+        let namespace_of = |pid: &str| std::fs::read_link(format!("/proc/{pid}/ns/pid")).ok();
+        let namespace = namespace_of(&self.init_pid(i));
+        let pids: Vec<String> = std::fs::read_dir("/proc")
+            .expect("/proc")
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|pid| pid.bytes().all(|b| b.is_ascii_digit()))
+            .filter(|pid| namespace_of(pid) == namespace)
+            .filter(|pid| {
+                std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                    .is_ok_and(|comm| comm.trim() == "sshd")
+            })
+            .collect();
+        assert!(!pids.is_empty(), "host {} runs no sshd", host.name);
+        let out = Command::new("kill")
+            .arg(format!("-{signal}"))
+            .args(&pids)
+            .output()
+            .expect("kill");
+        assert!(
+            out.status.success(),
+            "kill -{signal} {pids:?} on {}: {}",
+            host.name,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// The pid, seen from outside, of the first process inside host `i` (its sshd).
+    fn init_pid(&self, i: usize) -> String {
         let host = &self.hosts[i];
         let unshare = host
             .child
@@ -251,14 +291,11 @@ impl TestHosts {
             .id();
         let children = std::fs::read_to_string(format!("/proc/{unshare}/task/{unshare}/children"))
             .unwrap_or_default();
-        let init = children
+        children
             .split_whitespace()
             .next()
-            .unwrap_or_else(|| panic!("host {} has no init process", host.name));
-        Command::new("nsenter")
-            .args(["-t", init, "-m", "-u", "-p", "sh", "-c", script])
-            .output()
-            .unwrap_or_else(|e| panic!("nsenter into {} failed: {e}", host.name))
+            .unwrap_or_else(|| panic!("host {} has no init process", host.name))
+            .to_owned()
     }
 
     /// A path inside host `i`'s service directory, on the real filesystem.
