@@ -7,6 +7,7 @@ pub mod api;
 pub mod backoff;
 pub mod condition;
 pub mod decide;
+pub mod digest;
 pub mod durable;
 pub mod error;
 pub mod load;
@@ -16,6 +17,7 @@ pub mod plan;
 pub mod reconciler;
 pub mod resource;
 pub mod secret;
+mod suggest;
 mod validate;
 
 pub use error::{Classified, ErrorClass, ReconcileError};

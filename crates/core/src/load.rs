@@ -11,8 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 
+use crate::digest::FieldDigest;
 use crate::locate::{
     DuplicateKey, FieldPath, Segment, json_duplicate_keys, line_column, locate_json, locate_toml,
     toml_entries,
@@ -21,10 +21,10 @@ use crate::model::app::{STATUS_FIELDS, known_fields};
 use crate::model::schema::check_nested;
 use crate::model::{AppFile, ClusterFile, DesiredState, MarathonApp};
 use crate::resource::Kind;
+use crate::suggest::{closest, not_allowed, unknown_name};
 use crate::validate::{Finding, validate, validate_apps_alone};
 
-pub const CLUSTER_FILE: &str = "cluster.toml";
-pub const APPS_DIR: &str = "apps";
+pub use crate::model::{APPS_DIR, CLUSTER_FILE};
 
 /// One thing wrong with the desired state, located as precisely as the file allows.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -716,40 +716,6 @@ fn describe_unknown_field(field: &str, message: &str) -> String {
     unknown_name("field", field, &candidates)
 }
 
-/// "unknown field `prun` (did you mean `prune`?)", or the list of allowed names when none is
-/// close.
-pub(crate) fn unknown_name(what: &str, name: &str, candidates: &[&str]) -> String {
-    match closest(name, candidates) {
-        Some(suggestion) => format!("unknown {what} `{name}` (did you mean `{suggestion}`?)"),
-        None if candidates.is_empty() => format!("unknown {what} `{name}`"),
-        None => format!(
-            "unknown {what} `{name}`; allowed here: {}",
-            candidates
-                .iter()
-                .map(|name| format!("`{name}`"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        ),
-    }
-}
-
-/// "`TCP` is not allowed here; allowed: `HTTP`, `HTTPS`", with a suggestion when one is close.
-pub(crate) fn not_allowed(value: &str, candidates: &[&str]) -> String {
-    let allowed = candidates
-        .iter()
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    match closest(value, candidates) {
-        Some(suggestion) => {
-            format!(
-                "`{value}` is not allowed here (did you mean `{suggestion}`?); allowed: {allowed}"
-            )
-        }
-        None => format!("`{value}` is not allowed here; allowed: {allowed}"),
-    }
-}
-
 fn improve_message(message: &str, object_word: &str) -> String {
     if let Some(rest) = message.strip_prefix("unknown variant `") {
         let value = rest.split('`').next().unwrap_or_default();
@@ -816,35 +782,6 @@ fn describe_got(got: &str, object_word: &str) -> String {
 
 fn backticked(message: &str) -> Vec<&str> {
     message.split('`').skip(1).step_by(2).collect()
-}
-
-pub(crate) fn closest<'a>(wanted: &str, candidates: &[&'a str]) -> Option<&'a str> {
-    candidates
-        .iter()
-        .map(|candidate| {
-            (
-                edit_distance(&wanted.to_lowercase(), &candidate.to_lowercase()),
-                *candidate,
-            )
-        })
-        .filter(|(distance, candidate)| *distance <= 2.max(candidate.len() / 4))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, candidate)| candidate)
-}
-
-fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut previous = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let substitution = previous + usize::from(ca != *cb);
-            previous = row[j + 1];
-            row[j + 1] = substitution.min(row[j] + 1).min(previous + 1);
-        }
-    }
-    row[b.len()]
 }
 
 fn json_error_message(err: &serde_json::Error) -> String {
@@ -1252,19 +1189,11 @@ fn list_app_files(dir: &Path) -> std::io::Result<Vec<String>> {
 }
 
 fn revision_of(sources: &[(String, String)]) -> String {
-    let mut hasher = Sha256::new();
+    let mut digest = FieldDigest::default();
     for (path, text) in sources {
-        hasher.update(path.as_bytes());
-        hasher.update([0]);
-        hasher.update(text.len().to_le_bytes());
-        hasher.update(text.as_bytes());
+        digest.field(path, text.as_bytes());
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest.short_hex(8)
 }
 
 #[cfg(test)]

@@ -2,11 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::load::{CLUSTER_FILE, unknown_name};
 use crate::locate::FieldPath;
+use crate::model::CLUSTER_FILE;
 use crate::model::app::{CONSTRAINT_OPERATORS, HealthCheckProtocol, MarathonApp};
 use crate::model::{AppFile, ClusterFile, Role};
 use crate::resource::Kind;
+use crate::suggest::unknown_name;
 
 /// A problem found by a semantic check, before it is located in its file.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use converged_core::ErrorClass;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
     #[error("failed to load the configuration {path}: {message}")]
@@ -38,19 +36,6 @@ pub enum DaemonError {
     },
     #[error("failed to set up the {kind} kind: {message}")]
     Kind { kind: &'static str, message: String },
-    #[error("failed to reach the daemon at {url}: {message}")]
-    QueryDaemon { url: String, message: String },
     #[error("the daemon's {task} failed: {reason}")]
     EssentialTask { task: &'static str, reason: String },
-}
-
-impl DaemonError {
-    pub fn class(&self) -> ErrorClass {
-        match self {
-            Self::QueryDaemon { .. } | Self::WriteAuditLog { .. } | Self::EssentialTask { .. } => {
-                ErrorClass::Transient
-            }
-            _ => ErrorClass::Invalid,
-        }
-    }
 }

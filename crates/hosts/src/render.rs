@@ -7,10 +7,10 @@ use std::fmt;
 use std::net::IpAddr;
 
 use converged_core::DesiredState;
+use converged_core::digest::FieldDigest;
 use converged_core::model::{Role, ServiceSpec};
 use converged_core::secret::{MaybeSecret, Secret, SecretRef};
 use serde::Serialize;
-use sha2::{Digest, Sha256};
 
 /// A file written into the service's directory on the host before it starts.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -297,13 +297,8 @@ pub fn render(
 }
 
 fn spec_hash(service: &RenderedService, runtime: &str) -> String {
-    let mut hasher = Sha256::new();
-    let mut field = |name: &str, value: &str| {
-        hasher.update(name.as_bytes());
-        hasher.update([0]);
-        hasher.update(value.len().to_le_bytes());
-        hasher.update(value.as_bytes());
-    };
+    let mut digest = FieldDigest::default();
+    let mut field = |name: &str, value: &str| digest.field(name, value.as_bytes());
     field("runtime", runtime);
     field("image", service.image.as_deref().unwrap_or_default());
     for part in &service.command {
@@ -323,12 +318,7 @@ fn spec_hash(service: &RenderedService, runtime: &str) -> String {
         field("file", &file.path);
         field("content", &file.content);
     }
-    hasher
-        .finalize()
-        .iter()
-        .take(8)
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    digest.short_hex(8)
 }
 
 #[cfg(test)]

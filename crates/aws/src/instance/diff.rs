@@ -15,10 +15,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use converged_core::digest::short_sha256;
 use converged_core::model::{Network, Node};
 use converged_core::plan::{FieldChange, KindPlan, PlannedAction, ResourcePlan, Verdict};
 use converged_core::{DesiredState, Kind, ResourceId};
-use sha2::{Digest, Sha256};
 
 use super::{InstanceAction, InstanceObservation, InstanceState, LaunchSpec, ObservedInstance};
 use crate::security_group::diff as group;
@@ -30,11 +30,10 @@ pub fn resource_id(node: &str) -> ResourceId {
 /// The RunInstances client token of a node's instance of one generation: the same inputs
 /// always give the same token, so a retried launch is deduplicated by EC2.
 pub fn client_token(cluster: &str, node: &str, generation: u32) -> String {
-    let digest = Sha256::digest(format!("converged/{cluster}/{node}/{generation}").as_bytes());
-    digest[..24]
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect()
+    short_sha256(
+        format!("converged/{cluster}/{node}/{generation}").as_bytes(),
+        24,
+    )
 }
 
 /// The address dependents use: the public one, else the private one.

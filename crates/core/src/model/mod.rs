@@ -10,6 +10,11 @@ use ipnet::IpNet;
 use serde::{Deserialize, Serialize};
 
 use crate::resource::Kind;
+
+/// The file of a desired-state folder that describes the cluster.
+pub const CLUSTER_FILE: &str = "cluster.toml";
+/// The folder of a desired-state folder that holds one Marathon app per file.
+pub const APPS_DIR: &str = "apps";
 use crate::secret::MaybeSecret;
 
 pub use app::MarathonApp;

@@ -5,8 +5,8 @@
 
 use serde_json::Value;
 
-use crate::load::{closest, not_allowed, unknown_name};
 use crate::locate::FieldPath;
+use crate::suggest::{closest, not_allowed, unknown_name};
 
 /// What a JSON value must look like.
 #[derive(Debug)]
