@@ -317,7 +317,7 @@ impl MarathonState {
     }
 
     /// Service ports used by apps other than `except`.
-    pub fn taken_service_ports(&self, except: &str) -> BTreeSet<u32> {
+    fn taken_service_ports(&self, except: &str) -> BTreeSet<u32> {
         self.apps
             .values()
             .filter(|entry| entry.def["id"] != json!(except))
@@ -326,7 +326,7 @@ impl MarathonState {
     }
 
     /// Deployments that touch any of `ids`.
-    pub fn conflicts(&self, ids: &[String]) -> Vec<String> {
+    fn conflicts(&self, ids: &[String]) -> Vec<String> {
         self.deployments
             .iter()
             .filter(|deployment| deployment.affected.iter().any(|app| ids.contains(app)))
@@ -335,13 +335,13 @@ impl MarathonState {
     }
 
     /// Cancels deployments by id (no rollback).
-    pub fn cancel(&mut self, ids: &[String]) {
+    fn cancel(&mut self, ids: &[String]) {
         self.deployments
             .retain(|deployment| !ids.contains(&deployment.id));
     }
 
     /// Starts a plan; returns its id.
-    pub fn start_deployment(
+    fn start_deployment(
         &mut self,
         version: &str,
         steps: Vec<Vec<(ActionKind, String)>>,

@@ -1,4 +1,4 @@
-//! The simulator's internal protocol on the master (`/__internal`): agents register and send
+//! The simulator's internal protocol on the master (`/__sim_internal`): agents register and send
 //! heartbeats, frameworks sync their tasks and learn the agents they may use. Only the leader
 //! takes them; handlers parse, call the state and answer. No I/O beyond answering.
 
@@ -12,7 +12,7 @@ use super::election::not_leader;
 use super::{Shared, text};
 use crate::mesos::protocol::{FrameworkSync, Heartbeat, RegisterAgent, Registered};
 
-/// POST /__internal/agent/register.
+/// POST /__sim_internal/agent/register.
 pub(super) async fn register(
     State(master): State<Shared>,
     Json(registration): Json<RegisterAgent>,
@@ -26,7 +26,7 @@ pub(super) async fn register(
     }
 }
 
-/// POST /__internal/agent/heartbeat.
+/// POST /__sim_internal/agent/heartbeat.
 pub(super) async fn heartbeat(
     State(master): State<Shared>,
     Json(heartbeat): Json<Heartbeat>,
@@ -41,7 +41,7 @@ pub(super) async fn heartbeat(
     }
 }
 
-/// POST /__internal/framework/sync.
+/// POST /__sim_internal/framework/sync.
 pub(super) async fn framework_sync(
     State(master): State<Shared>,
     Json(sync): Json<FrameworkSync>,

@@ -1,5 +1,6 @@
 //! The master's leadership: the MasterInfo it contends with, joining the election (ZooKeeper
-//! with `--zk`, else leading alone), and what a non-leader answers instead of serving.
+//! with `--zk`, else leading alone), and what a non-leader answers instead of serving. The
+//! election's ZooKeeper I/O runs in `crate::leader`; this module only starts and reads it.
 
 use axum::Json;
 use axum::http::{StatusCode, Uri, header};

@@ -1,6 +1,7 @@
 //! The simulated Mesos master: its configuration, the process wiring (the election, the task
 //! that follows leadership and applies agent ping timeouts) and the router over the operator
-//! endpoints, the maintenance API and the internal agent and framework protocol.
+//! endpoints, the maintenance API and the internal agent and framework protocol. Does I/O: it
+//! serves HTTP and runs the election.
 
 mod admin;
 mod agents;
