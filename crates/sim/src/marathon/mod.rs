@@ -63,7 +63,9 @@ pub struct Marathon {
 impl Marathon {
     /// Locks the state.
     pub fn lock(&self) -> MutexGuard<'_, MarathonState> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// `host:port` of this instance.
@@ -73,7 +75,10 @@ impl Marathon {
 
     /// The framework id, once registered.
     pub fn framework_id(&self) -> Option<String> {
-        self.framework_id.lock().map(|g| g.clone()).unwrap_or(None)
+        self.framework_id
+            .lock()
+            .map(|framework_id| framework_id.clone())
+            .unwrap_or(None)
     }
 
     /// Leadership as the API sees it: with a store, an elected process leads only once it has
@@ -87,8 +92,8 @@ impl Marathon {
     }
 
     fn set_framework_id(&self, id: Option<String>) {
-        if let Ok(mut g) = self.framework_id.lock() {
-            *g = id;
+        if let Ok(mut framework_id) = self.framework_id.lock() {
+            *framework_id = id;
         }
     }
 
@@ -98,32 +103,32 @@ impl Marathon {
         let bytes = match store.load().await {
             Ok(Some(bytes)) => bytes,
             Ok(None) => return true,
-            Err(e) => {
-                tracing::warn!(error = %e, "failed to read the stored state; not scheduling yet");
+            Err(error) => {
+                tracing::warn!(error = %error, "failed to read the stored state; not scheduling yet");
                 return false;
             }
         };
         match serde_json::from_slice::<Persisted>(&bytes) {
             Ok(stored) => {
                 self.set_framework_id(stored.framework_id.clone());
-                let mut st = self.lock();
-                st.restore(stored);
+                let mut state = self.lock();
+                state.restore(stored);
                 tracing::info!(
-                    apps = st.apps.len(),
-                    tasks = st.tasks.len(),
+                    apps = state.apps.len(),
+                    tasks = state.tasks.len(),
                     "Recovered stored state"
                 );
                 true
             }
-            Err(e) => {
-                tracing::error!(error = %e, "the stored state is unreadable; not scheduling");
+            Err(error) => {
+                tracing::error!(error = %error, "the stored state is unreadable; not scheduling");
                 false
             }
         }
     }
 }
 
-async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
+async fn scheduler(marathon: Arc<Marathon>, locator: MasterLocator) {
     let client = reqwest::Client::new();
     // The master's address and term: a master re-elected at the same address is a new master
     // whose agents have yet to re-register.
@@ -131,43 +136,49 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
     // What this process last read from or wrote to the store, to write only what changed.
     let mut stored: Vec<u8> = Vec::new();
     loop {
-        tokio::time::sleep(m.cfg.tick).await;
-        if !m.election.state().elected {
-            m.recovered.store(false, Ordering::SeqCst);
+        tokio::time::sleep(marathon.cfg.tick).await;
+        if !marathon.election.state().elected {
+            marathon.recovered.store(false, Ordering::SeqCst);
             continue;
         }
-        if let Some(store) = &m.store
-            && !m.recovered.load(Ordering::SeqCst)
+        if let Some(store) = &marathon.store
+            && !marathon.recovered.load(Ordering::SeqCst)
         {
-            if !m.take_over(store).await {
+            if !marathon.take_over(store).await {
                 continue;
             }
             last_master = None;
-            stored = m.lock().persisted(m.framework_id().as_deref());
-            m.recovered.store(true, Ordering::SeqCst);
+            stored = marathon
+                .lock()
+                .persisted(marathon.framework_id().as_deref());
+            marathon.recovered.store(true, Ordering::SeqCst);
         }
         let reports = {
-            let mut st = m.lock();
-            st.tick();
-            st.reports()
+            let mut state = marathon.lock();
+            state.tick();
+            state.reports()
         };
         let finished = reports
             .iter()
-            .filter(|r| !matches!(r.state.as_str(), "TASK_STAGING" | "TASK_RUNNING"))
+            .filter(|report| !matches!(report.state.as_str(), "TASK_STAGING" | "TASK_RUNNING"))
             .count();
         let sync = FrameworkSync {
-            id: m.framework_id(),
+            id: marathon.framework_id(),
             name: "marathon".into(),
-            hostname: m.cfg.hostname.clone(),
-            pid: format!("scheduler-{}@{}", m.cfg.addr.port(), m.cfg.addr),
-            webui_url: format!("http://{}", m.host_port()),
-            role: m
+            hostname: marathon.cfg.hostname.clone(),
+            pid: format!(
+                "scheduler-{}@{}",
+                marathon.cfg.addr.port(),
+                marathon.cfg.addr
+            ),
+            webui_url: format!("http://{}", marathon.host_port()),
+            role: marathon
                 .cfg
                 .roles
                 .mesos_role
                 .clone()
                 .unwrap_or_else(|| DEFAULT_ROLE.into()),
-            capabilities: match m.cfg.profile {
+            capabilities: match marathon.cfg.profile {
                 Profile::V110 => vec![
                     "PARTITION_AWARE".into(),
                     "TASK_KILLING_STATE".into(),
@@ -183,35 +194,36 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
             .await
         {
             Ok(Some(reply)) => {
-                if m.framework_id().is_none() {
+                if marathon.framework_id().is_none() {
                     tracing::info!(framework_id = %reply.framework_id, "Registered with Mesos");
                 }
-                m.set_framework_id(Some(reply.framework_id));
+                marathon.set_framework_id(Some(reply.framework_id));
                 let master = current.map(|url| (url, reply.master_term));
                 let same = master == last_master;
-                let mut st = m.lock();
-                st.set_agents(reply.agents, same);
-                let n = finished.min(st.finished.len());
-                st.finished.drain(..n);
+                let mut state = marathon.lock();
+                state.set_agents(reply.agents, same);
+                state.drop_reported_finished(finished);
                 last_master = master;
             }
             Ok(None) => {}
-            Err(e) => {
-                tracing::debug!(error = %e, "failed to sync with master");
-                m.lock().agents.clear();
+            Err(error) => {
+                tracing::debug!(error = %error, "failed to sync with master");
+                marathon.lock().forget_agents();
             }
         }
-        if let Some(store) = &m.store {
-            let now = m.lock().persisted(m.framework_id().as_deref());
+        if let Some(store) = &marathon.store {
+            let now = marathon
+                .lock()
+                .persisted(marathon.framework_id().as_deref());
             if stored != now {
                 match store.save(&now).await {
                     Ok(()) => stored = now,
-                    Err(e @ Error::StateSuperseded { .. }) => {
+                    Err(error @ Error::StateSuperseded { .. }) => {
                         // Whoever wrote it leads, or led after us: take over what it stored.
-                        tracing::warn!(error = %e, "the stored state moved on; reading it again");
-                        m.recovered.store(false, Ordering::SeqCst);
+                        tracing::warn!(error = %error, "the stored state moved on; reading it again");
+                        marathon.recovered.store(false, Ordering::SeqCst);
                     }
-                    Err(e) => tracing::warn!(error = %e, "failed to store the state"),
+                    Err(error) => tracing::warn!(error = %error, "failed to store the state"),
                 }
             }
         }
@@ -221,7 +233,7 @@ async fn scheduler(m: Arc<Marathon>, locator: MasterLocator) {
 /// Starts Marathon's election and scheduler; returns the shared instance.
 pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
     let locator = MasterLocator::new(&cfg.master, cfg.zk_session_timeout)?;
-    let me = format!("{}:{}", cfg.hostname, cfg.addr.port());
+    let own_address = format!("{}:{}", cfg.hostname, cfg.addr.port());
     let election = match &cfg.zk {
         Some(url) => {
             let (servers, path) = parse_zk_url(url)?;
@@ -243,10 +255,10 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
                     marker: marker.to_string(),
                     session_timeout: cfg.zk_session_timeout,
                 },
-                Some(me),
+                Some(own_address),
             )
         }
-        None => Election::fixed(me),
+        None => Election::fixed(own_address),
     };
     let store = match &cfg.zk {
         Some(url) => {
@@ -255,7 +267,7 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
         }
         None => None,
     };
-    let m = Arc::new(Marathon {
+    let marathon = Arc::new(Marathon {
         state: Mutex::new(MarathonState::new(
             cfg.profile,
             cfg.timing,
@@ -267,12 +279,12 @@ pub fn start(cfg: MarathonConfig) -> Result<Arc<Marathon>, Error> {
         store,
         recovered: AtomicBool::new(false),
     });
-    tokio::spawn(scheduler(m.clone(), locator));
-    Ok(m)
+    tokio::spawn(scheduler(marathon.clone(), locator));
+    Ok(marathon)
 }
 
 /// Runs Marathon on `listener` until the process ends.
 pub async fn run(cfg: MarathonConfig, listener: tokio::net::TcpListener) -> Result<(), Error> {
-    let m = start(cfg)?;
-    server::serve(listener, api::router(m)).await
+    let marathon = start(cfg)?;
+    server::serve(listener, api::router(marathon)).await
 }
