@@ -15,6 +15,7 @@ use converged::status::Shared;
 use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::condition::Condition;
 use converged_core::reconciler::{Reconciler, Registry};
+use converged_hosts::AllowedNetworks;
 use converged_mesos::marathon::api::{HttpMarathon, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
 use converged_testkit::SimProcess;
@@ -203,7 +204,7 @@ fn setup(peers: &Peers, dir: &Path, apps: usize) -> anyhow::Result<Setup> {
     let endpoint = MarathonEndpoint {
         urls: vec![peers.marathon.url.clone()],
         credentials: None,
-        allowed_networks: vec!["127.0.0.0/8".parse()?],
+        allowed_networks: AllowedNetworks::new(vec!["127.0.0.0/8".parse()?]),
     };
     let client: Arc<HttpMarathon> = Arc::new(HttpMarathon::new(endpoint, timeline.clone())?);
     let deadline = Duration::from_secs(600);

@@ -89,11 +89,12 @@ pub fn registry(
     );
     registry.register(HostServices::new(Arc::clone(&layer)));
     registry.register(Ensemble::new(Arc::clone(&layer), ids));
-    let master =
-        HttpMesosMaster::new(allowed, Arc::clone(&recorder)).map_err(|err| DaemonError::Kind {
+    let master = HttpMesosMaster::new(allowed.clone(), Arc::clone(&recorder)).map_err(|err| {
+        DaemonError::Kind {
             kind: "mesos_agent",
             message: err.to_string(),
-        })?;
+        }
+    })?;
     let mut agents = MesosAgents::new(
         layer,
         Arc::new(master),
@@ -111,7 +112,7 @@ pub fn registry(
                 .credentials_file
                 .as_ref()
                 .map(|path| SecretRef::File(path.display().to_string())),
-            allowed_networks: config.ssh.allowed_networks.clone(),
+            allowed_networks: allowed,
         };
         let client: Arc<dyn MarathonApi> = Arc::new(
             HttpMarathon::new(endpoint, recorder).map_err(|err| DaemonError::Kind {

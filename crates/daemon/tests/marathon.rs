@@ -14,6 +14,7 @@ use converged::status::Shared;
 use converged_core::condition::{Condition, ResourceStatus};
 use converged_core::reconciler::Registry;
 use converged_core::secret::SecretRef;
+use converged_hosts::AllowedNetworks;
 use converged_mesos::marathon::api::{AppBody, HttpMarathon, MarathonApi, MarathonEndpoint};
 use converged_mesos::marathon::reconciler::MarathonApps;
 use converged_testkit::{EXAMPLE_MARATHON_ROLES, SimProcess, copy_dir};
@@ -193,7 +194,7 @@ impl Harness {
         let endpoint = MarathonEndpoint {
             urls: vec![cluster.marathon.url.clone()],
             credentials: credentials_file.map(|p| SecretRef::File(p.display().to_string())),
-            allowed_networks: vec!["127.0.0.0/8".parse().unwrap()],
+            allowed_networks: AllowedNetworks::new(vec!["127.0.0.0/8".parse().unwrap()]),
         };
         let client = HttpMarathon::new(endpoint, Arc::new(metrics.clone())).unwrap();
         let mut registry = Registry::default();
@@ -584,7 +585,7 @@ async fn a_foreign_deployment_is_waited_for_and_a_locked_write_is_retried() {
         MarathonEndpoint {
             urls: vec![h.cluster.marathon.url.clone()],
             credentials: None,
-            allowed_networks: Vec::new(),
+            allowed_networks: AllowedNetworks::default(),
         },
         Arc::new(h.metrics.clone()),
     )

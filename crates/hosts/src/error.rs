@@ -3,13 +3,16 @@
 
 use converged_core::{Classified, ErrorClass};
 
+use crate::address::Outside;
+
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum HostsError {
-    #[error("refused to contact node {node} at {address}: {reason}")]
+    #[error("refused to contact node {node} at {address}: {outside}")]
     AddressNotAllowed {
         node: String,
         address: String,
-        reason: String,
+        #[source]
+        outside: Outside,
     },
     #[error("no address for node {node}: {reason}")]
     ResolveAddress { node: String, reason: String },

@@ -14,7 +14,9 @@ pub mod shell;
 pub mod ssh;
 
 pub use access::Access;
-pub use address::{AllowedNetworks, NodeAddress, NodeAddresses, OverrideAddresses};
+pub use address::{
+    AllowedNetworks, DialError, NodeAddress, NodeAddresses, Outside, OverrideAddresses,
+};
 pub use error::HostsError;
 pub use layer::{HostAction, HostLayer, HostsObserved, ServiceExtras};
 pub use runtime::{Runtime, RuntimeKind};

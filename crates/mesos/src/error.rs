@@ -2,7 +2,7 @@
 //! class that drives the engine's backoff.
 
 use converged_core::{Classified, ErrorClass};
-use converged_hosts::HostsError;
+use converged_hosts::{HostsError, Outside};
 
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum MesosError {
@@ -43,8 +43,16 @@ pub enum MesosError {
         operation: &'static str,
         message: String,
     },
-    #[error("refused to contact {url}: {reason}")]
-    AddressNotAllowed { url: String, reason: String },
+    #[error("refused to contact {url}: {outside}")]
+    AddressNotAllowed {
+        url: String,
+        #[source]
+        outside: Outside,
+    },
+    #[error("failed to resolve the host of {url}: {message}")]
+    Unresolved { url: String, message: String },
+    #[error("refused to contact {url}: not a URL with a host: {message}")]
+    InvalidUrl { url: String, message: String },
     #[error("could not read the Marathon credentials: {message}")]
     Credentials { message: String },
     #[error("failed to {operation} on the Mesos master at {url}: {message}")]
@@ -88,12 +96,14 @@ impl Classified for MesosError {
             | Self::MasterUnreachable { .. }
             | Self::MasterRejected { .. }
             | Self::MasterDecode { .. }
+            | Self::Unresolved { .. }
             | Self::AgentMemory { .. }
             | Self::SecretKeyMemory { .. } => ErrorClass::Transient,
             Self::Throttled { .. } => ErrorClass::Throttled,
-            Self::Rejected { .. } | Self::Unauthorized { .. } | Self::Credentials { .. } => {
-                ErrorClass::Invalid
-            }
+            Self::Rejected { .. }
+            | Self::Unauthorized { .. }
+            | Self::Credentials { .. }
+            | Self::InvalidUrl { .. } => ErrorClass::Invalid,
             Self::AddressNotAllowed { .. } => ErrorClass::Unsafe,
             Self::RestartAgent { source, .. } => source.class(),
         }

@@ -2,6 +2,7 @@
 //! behind narrow traits, pure normalization and plans, and the reconciler glue.
 
 pub mod agent;
+pub mod dial;
 pub mod error;
 pub mod marathon;
 

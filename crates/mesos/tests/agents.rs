@@ -147,7 +147,7 @@ async fn the_stack_comes_up_over_ssh_a_hung_agent_is_restarted_and_a_dropped_one
                     .map(|(_, ip)| format!("http://{ip}:8080"))
                     .collect(),
                 credentials: None,
-                allowed_networks: vec!["127.0.23.0/24".parse().unwrap()],
+                allowed_networks: allowed.clone(),
             },
             Arc::new(NoMetrics),
         )

@@ -2,7 +2,7 @@
 //! the engine's backoff.
 
 use converged_core::{Classified, ErrorClass};
-use converged_hosts::HostsError;
+use converged_hosts::{HostsError, Outside};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ZookeeperError {
@@ -14,6 +14,13 @@ pub enum ZookeeperError {
         node: String,
         address: String,
         message: String,
+    },
+    #[error("refused to probe member {node} at {address}: {outside}")]
+    AddressNotAllowed {
+        node: String,
+        address: String,
+        #[source]
+        outside: Outside,
     },
     #[error("failed to restart member {node}: {source}")]
     RestartMember {
@@ -27,6 +34,7 @@ impl Classified for ZookeeperError {
     fn class(&self) -> ErrorClass {
         match self {
             Self::StoreIds { .. } | Self::FourLetterWord { .. } => ErrorClass::Transient,
+            Self::AddressNotAllowed { .. } => ErrorClass::Unsafe,
             Self::RestartMember { source, .. } => source.class(),
         }
     }

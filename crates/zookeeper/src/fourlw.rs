@@ -1,6 +1,6 @@
 //! Four-letter words (`srvr`, `conf`, `mntr`) over TCP to each member's client port (I/O in
 //! `ask` and `member_status`; the parsers are pure). Nothing is dialled outside
-//! `allowed_networks`.
+//! `allowed_networks` (`AllowedNetworks::check_addresses`, the rule SSH uses too).
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -106,8 +106,12 @@ pub async fn member_status(
         message,
     };
     allowed
-        .check(node, address)
-        .map_err(|err| error("srvr", err.to_string()))?;
+        .check_addresses(None, &[address.ip()])
+        .map_err(|outside| ZookeeperError::AddressNotAllowed {
+            node: node.to_owned(),
+            address: address.to_string(),
+            outside,
+        })?;
     let srvr = ask(address, "srvr").await.map_err(|m| error("srvr", m))?;
     let (mode, zxid) = parse_srvr(&srvr);
     if mode.is_none() {
@@ -174,5 +178,28 @@ mod tests {
         let reply = "zk_version\t3.8.0\nzk_server_state\tleader\nzk_synced_followers\t2\n";
         assert_eq!(parse_mntr(reply), Some(2));
         assert_eq!(parse_mntr("zk_server_state\tfollower\n"), None);
+    }
+
+    #[tokio::test]
+    async fn a_member_outside_the_allowed_networks_is_not_probed() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let address = listener.local_addr().unwrap();
+        let allowed = AllowedNetworks::new(vec!["127.0.22.0/24".parse().unwrap()]);
+        let err = member_status("zk1", address, &allowed).await.unwrap_err();
+        assert!(
+            matches!(&err, ZookeeperError::AddressNotAllowed { node, .. } if node == "zk1"),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("127.0.0.1 is outside ssh.allowed_networks (127.0.22.0/24)"),
+            "{err}"
+        );
+        assert_eq!(
+            converged_core::Classified::class(&err),
+            converged_core::ErrorClass::Unsafe
+        );
+        assert!(listener.accept().is_err(), "nothing may connect");
     }
 }

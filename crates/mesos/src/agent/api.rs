@@ -1,7 +1,7 @@
 //! The Mesos master client (I/O): a narrow trait answering "who leads, and which agents does
 //! it know", and its HTTP implementation: `/master/redirect` on any master, following to the
 //! leader, then the leader's `/master/state`; and the maintenance calls that drain an agent
-//! (schedule, status, machine down). Nothing is dialled outside `allowed_networks`.
+//! (schedule, status, machine down). Nothing is dialled outside `allowed_networks` (`dial`).
 
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
@@ -14,6 +14,7 @@ use converged_hosts::AllowedNetworks;
 use reqwest::StatusCode;
 use serde_json::Value;
 
+use crate::dial;
 use crate::error::MesosError;
 
 const SERVICE: &str = "mesos";
@@ -96,45 +97,18 @@ impl HttpMesosMaster {
         allowed: AllowedNetworks,
         recorder: Arc<dyn ApiRecorder>,
     ) -> Result<Self, MesosError> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(Duration::from_secs(3))
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(|err| MesosError::MasterUnreachable {
+        let client = dial::client(&allowed, TIMEOUT, Duration::from_secs(3)).map_err(|err| {
+            MesosError::MasterUnreachable {
                 operation: "build the HTTP client",
                 url: String::new(),
                 message: err.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             client,
             allowed,
             recorder,
         })
-    }
-
-    /// Refuses a URL whose host is not an address inside `allowed_networks`.
-    async fn check(&self, url: &str) -> Result<(), MesosError> {
-        let refuse = |reason: String| MesosError::AddressNotAllowed {
-            url: url.to_owned(),
-            reason,
-        };
-        let parsed = reqwest::Url::parse(url).map_err(|err| refuse(err.to_string()))?;
-        let host = parsed.host_str().unwrap_or_default().to_owned();
-        let port = parsed.port_or_known_default().unwrap_or(80);
-        let addresses: Vec<SocketAddr> = match host.trim_matches(['[', ']']).parse::<IpAddr>() {
-            Ok(ip) => vec![SocketAddr::new(ip, port)],
-            Err(_) => tokio::net::lookup_host((host.as_str(), port))
-                .await
-                .map_err(|err| refuse(format!("cannot resolve {host}: {err}")))?
-                .collect(),
-        };
-        for address in addresses {
-            self.allowed
-                .check(&host, address)
-                .map_err(|err| refuse(err.to_string()))?;
-        }
-        Ok(())
     }
 
     async fn get(
@@ -173,7 +147,7 @@ impl HttpMesosMaster {
         request: reqwest::RequestBuilder,
         url: &str,
     ) -> Result<(StatusCode, Option<String>, String), MesosError> {
-        self.check(url).await?;
+        dial::check_url(&self.allowed, url).await?;
         let started = Instant::now();
         let result = request.send().await;
         let seconds = started.elapsed().as_secs_f64();

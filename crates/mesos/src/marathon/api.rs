@@ -1,6 +1,7 @@
 //! The Marathon client (I/O): a narrow trait over our own types, and its HTTP implementation
 //! with basic auth from a secret, timeouts, leader fail-over across configured URLs, non-JSON
-//! error bodies, and a record of every request for `converged_api_requests_total`.
+//! error bodies, and a record of every request for `converged_api_requests_total`. Nothing is
+//! dialled outside `allowed_networks` (`dial`).
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -10,10 +11,11 @@ use std::time::{Duration, Instant, SystemTime};
 use async_trait::async_trait;
 use converged_core::api::{ApiOutcome, ApiRecorder};
 use converged_core::secret::{Secret, SecretRef};
-use ipnet::IpNet;
+use converged_hosts::AllowedNetworks;
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 
+use crate::dial;
 use crate::error::MesosError;
 
 const SERVICE: &str = "marathon";
@@ -101,8 +103,8 @@ pub struct MarathonEndpoint {
     pub urls: Vec<String>,
     /// Where `user:password` for basic auth is read from, at every request.
     pub credentials: Option<SecretRef>,
-    /// When not empty, URLs whose host is an address outside these networks are refused.
-    pub allowed_networks: Vec<IpNet>,
+    /// `ssh.allowed_networks`: each URL is checked before every request (`dial::check_url`).
+    pub allowed_networks: AllowedNetworks,
 }
 
 pub struct HttpMarathon {
@@ -116,19 +118,12 @@ impl HttpMarathon {
         endpoint: MarathonEndpoint,
         recorder: Arc<dyn ApiRecorder>,
     ) -> Result<Self, MesosError> {
-        let client = reqwest::Client::builder()
-            .timeout(REQUEST_TIMEOUT)
-            .connect_timeout(CONNECT_TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
+        let client = dial::client(&endpoint.allowed_networks, REQUEST_TIMEOUT, CONNECT_TIMEOUT)
             .map_err(|err| MesosError::Unreachable {
                 operation: "build the HTTP client",
                 url: String::new(),
                 message: err.to_string(),
             })?;
-        for url in &endpoint.urls {
-            check_allowed(url, &endpoint.allowed_networks)?;
-        }
         Ok(Self {
             endpoint,
             client,
@@ -148,6 +143,16 @@ impl HttpMarathon {
         let mut last_error = None;
         for base in &self.endpoint.urls {
             let url = format!("{}{path}", base.trim_end_matches('/'));
+            // A URL outside the networks ends the request rather than falling over to the
+            // next: the refusal must show, not hide behind a standby that answers.
+            match dial::check_url(&self.endpoint.allowed_networks, &url).await {
+                Ok(()) => {}
+                Err(err @ MesosError::Unresolved { .. }) => {
+                    last_error = Some(err);
+                    continue;
+                }
+                Err(err) => return Err(err),
+            }
             let mut request = self
                 .client
                 .request(method.clone(), &url)
@@ -533,40 +538,6 @@ fn describe_transport_error(err: &reqwest::Error) -> String {
     }
 }
 
-/// Refuses a URL whose host is an IP address outside `allowed` (when `allowed` is set).
-pub fn check_allowed(url: &str, allowed: &[IpNet]) -> Result<(), MesosError> {
-    if allowed.is_empty() {
-        return Ok(());
-    }
-    let parsed = reqwest::Url::parse(url).map_err(|err| MesosError::AddressNotAllowed {
-        url: url.to_owned(),
-        reason: format!("not a URL: {err}"),
-    })?;
-    let host = parsed.host_str().unwrap_or_default();
-    let address = match host
-        .trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<std::net::IpAddr>()
-    {
-        Ok(address) => address,
-        Err(_) => {
-            return Err(MesosError::AddressNotAllowed {
-                url: url.to_owned(),
-                reason: "ssh.allowed_networks is set, so the host must be an IP address inside it"
-                    .into(),
-            });
-        }
-    };
-    if allowed.iter().any(|net| net.contains(&address)) {
-        Ok(())
-    } else {
-        Err(MesosError::AddressNotAllowed {
-            url: url.to_owned(),
-            reason: format!("{address} is outside ssh.allowed_networks"),
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -609,13 +580,23 @@ mod tests {
         assert_eq!(unauthorized.class(), converged_core::ErrorClass::Invalid);
     }
 
-    #[test]
-    fn urls_outside_the_allowed_networks_are_refused() {
-        let allowed: Vec<IpNet> = vec!["127.0.0.0/8".parse().unwrap()];
-        assert!(check_allowed("http://127.0.0.5:8080", &allowed).is_ok());
-        assert!(check_allowed("http://10.0.0.5:8080", &allowed).is_err());
-        assert!(check_allowed("http://marathon.example.org:8080", &allowed).is_err());
-        assert!(check_allowed("http://10.0.0.5:8080", &[]).is_ok());
+    #[tokio::test]
+    async fn a_marathon_url_outside_the_allowed_networks_is_never_dialled() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let marathon = HttpMarathon::new(
+            MarathonEndpoint {
+                urls: vec![format!("http://{}", listener.local_addr().unwrap())],
+                credentials: None,
+                allowed_networks: AllowedNetworks::new(vec!["10.0.0.0/8".parse().unwrap()]),
+            },
+            Arc::new(converged_testkit::NoMetrics),
+        )
+        .unwrap();
+        let err = marathon.info().await.unwrap_err();
+        assert!(matches!(err, MesosError::AddressNotAllowed { .. }), "{err}");
+        assert_eq!(err.class(), converged_core::ErrorClass::Unsafe);
+        assert!(listener.accept().is_err(), "nothing may connect");
     }
 
     #[test]
